@@ -1,0 +1,7 @@
+module github.com/oshirase/oshirase/sub
+
+go 1.26.8
+
+require github.com/oshirase/oshirase/wire v0.0.0
+
+replace github.com/oshirase/oshirase/wire => ../wire

@@ -1,0 +1,3 @@
+module github.com/oshirase/oshirase/wire
+
+go 1.26.8
