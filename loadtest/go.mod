@@ -1,7 +1,15 @@
 module github.com/oshirase/oshirase/loadtest
 
-go 1.26.8
+go 1.26.0
 
 require github.com/oshirase/oshirase/wire v0.0.0
+
+require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/gorilla/websocket v1.5.3 // indirect
+	github.com/redis/go-redis/v9 v9.23.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
+)
 
 replace github.com/oshirase/oshirase/wire => ../wire

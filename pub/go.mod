@@ -1,6 +1,6 @@
 module github.com/oshirase/oshirase/pub
 
-go 1.26.8
+go 1.26
 
 require github.com/oshirase/oshirase/wire v0.0.0
 

@@ -1,0 +1,49 @@
+package wire_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/oshirase/oshirase/wire"
+)
+
+func TestMessageRoundTrip(t *testing.T) {
+	now := time.Unix(1_700_000_000, 123_000_000)
+	m, err := wire.NewMessage("hello", wire.ScopeStore, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := wire.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *got != *m || got.Timestamp() != 1_700_000_000 || !got.PublishedAt().Equal(now.Truncate(time.Millisecond)) {
+		t.Fatalf("round trip: got %+v, want %+v", got, m)
+	}
+}
+
+func TestDecodeToleratesUnknownFieldsAndNewerVersions(t *testing.T) {
+	got, err := wire.Decode([]byte(`{"v":7,"id":"x","text":"t","ts":5,"future":{"a":1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Scope != wire.ScopePerson || got.Text != "t" {
+		t.Fatalf("got %+v", got)
+	}
+}
+
+func TestDecodeRejectsMalformed(t *testing.T) {
+	for _, in := range []string{
+		``, `null`, `[]`, `"x"`, `{`, `{"v":0,"id":"x","ts":1}`, `{"v":1,"ts":1}`,
+		`{"v":1,"id":"x"}`, `{"v":1,"id":"x","ts":1,"scope":"galaxy"}`, `{"v":"1","id":"x","ts":1}`,
+	} {
+		if _, err := wire.Decode([]byte(in)); !errors.Is(err, wire.ErrMalformed) {
+			t.Errorf("Decode(%q) = %v, want ErrMalformed", in, err)
+		}
+	}
+}
