@@ -7,7 +7,7 @@ import { assertFreshNotice } from '../lib/expect.mjs';
 
 const stack = useStack({ before, after }, { name: 'reconnect' });
 
-test('graphql-ws reconnects by itself after sub restarts and receives later notices', async () => {
+test('graphql-ws reconnects by itself after sub restarts and receives later notices', async (t) => {
   const user = uniqueUser('carol');
   const closes = [];
   let connects = 0;
@@ -38,6 +38,7 @@ test('graphql-ws reconnects by itself after sub restarts and receives later noti
     assertFreshNotice(await inbox.waitForText('after restart'), { text: 'after restart', id: after.id });
     assert.deepEqual(inbox.texts(), ['before restart', 'after restart']);
     assert.deepEqual(errors, [], 'the subscription should not have errored');
+    t.diagnostic(`close events seen by the client: ${JSON.stringify(closes)}`);
     assert.equal(exit.code, 0, `sub should exit 0 on SIGTERM, got ${JSON.stringify(exit)}`);
   } finally {
     await client.dispose();
