@@ -4,7 +4,7 @@
 // are only reached over HTTP/WebSocket, as a user or a backend would.
 
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,17 +36,43 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   process.once(signal, () => { killAllNow(); process.exit(128 + (signal === 'SIGINT' ? 2 : 15)); });
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export async function freePort() {
-  return new Promise((resolve, reject) => {
+// Ports for the servers come from below the kernel's ephemeral range: a port
+// that listen(0) hands out can be taken a moment later by any outgoing
+// connection (ours to Redis, a browser's, a fetch), and the Go servers, which
+// bind every address, would then fail with "address already in use".
+const handedOut = new Set();
+function ephemeralLow() {
+  try {
+    const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low > 11_000) return low;
+  } catch { /* not Linux */ }
+  return 32_768;
+}
+const PORT_RANGE = [10_000, ephemeralLow() - 1];
+
+function canBind(port, host) {
+  return new Promise((resolve) => {
     const srv = net.createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', (err) => resolve(err.code === 'EAFNOSUPPORT' || err.code === 'EADDRNOTAVAIL' ? null : false));
+    srv.listen({ port, host, exclusive: true }, () => srv.close(() => resolve(true)));
   });
+}
+
+/** A TCP port, free on every address a moment ago, outside the ephemeral range. */
+export async function freePort() {
+  const [low, high] = PORT_RANGE;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low + 1));
+    if (handedOut.has(port)) continue;
+    const any6 = await canBind(port, '::'); // dual-stack: covers 0.0.0.0 too
+    const ok = any6 === null ? await canBind(port, '0.0.0.0') : any6;
+    if (ok) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free port in ${low}-${high}`);
 }
 
 /** Polls fn until it returns a truthy value; throws describe() on timeout. */
