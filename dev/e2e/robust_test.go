@@ -1,0 +1,280 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/oshirase/oshirase/dev/gqlws"
+	"github.com/oshirase/oshirase/dev/harness"
+)
+
+// 3. 2,000 subscriptions for 2,000 users: Redis sees a small constant
+// number of connections from sub, not one per subscription.
+func TestRedisConnectionsStayConstant(t *testing.T) {
+	s := startStack(t)
+	rdb := s.redis.Client()
+	defer rdb.Close()
+	ctx := context.Background()
+
+	const users = 2000
+	clients := make([]*gqlws.Client, users)
+	t.Cleanup(func() {
+		for _, c := range clients {
+			if c != nil {
+				c.Close()
+			}
+		}
+	})
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	errs := make(chan error, users)
+	for i := range users {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, err := gqlws.Connect(s.sub.WSURL(), gqlws.TransportWS, nil)
+			if err == nil {
+				clients[i] = c
+				err = c.Subscribe("1", fmt.Sprintf("user-%d", i))
+			}
+			if err != nil {
+				errs <- fmt.Errorf("client %d: %w", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "2000 channels subscribed", func() bool {
+		chs, _ := rdb.PubSubChannels(ctx, "*").Result()
+		return len(chs) == users
+	})
+	s.pub.WaitReceivers("user-1999", 1)
+
+	list, err := rdb.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromSub := strings.Count(list, "name=oshirase-sub ")
+	t.Logf("redis connections from sub with %d subscriptions: %d", users, fromSub)
+	if fromSub < 1 || fromSub > 5 {
+		t.Fatalf("sub holds %d redis connections for %d subscriptions; want a small constant (<= 5)\n%s", fromSub, users, list)
+	}
+}
+
+// 4. A subscriber that stops reading while flooded with large notices is
+// cut off; another user still gets every notice promptly; the server's
+// memory stays bounded.
+func TestStalledClientDoesNotFreezeOthers(t *testing.T) {
+	s := startStack(t, "QUEUE_SIZE=64", "WRITE_TIMEOUT=1s")
+	stalled := dialStalled(t, s.sub.WSURL(), "stalled")
+	s.pub.WaitReceivers("stalled", 1)
+	healthy := connect(t, s.sub, gqlws.TransportWS)
+	subscribe(t, healthy, "1", "healthy")
+	s.pub.WaitReceivers("healthy", 1)
+	rssBefore := rss(t, s.sub.Pid())
+
+	big := strings.Repeat("x", 4000)
+	const rounds = 3000
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range rounds {
+			_, _ = s.pub.Send("stalled", fmt.Sprintf("%d %s", i, big))
+		}
+	}()
+	for i := range 300 {
+		want := fmt.Sprintf("ping %d", i)
+		start := time.Now()
+		send(t, s.pub, "healthy", want)
+		expectNotice(t, healthy, want)
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("healthy user waited %s for notice %d while another client stalled", d, i)
+		}
+	}
+	wg.Wait()
+
+	eventually(t, 20*time.Second, "stalled client dropped", func() bool {
+		return metric(t, s.sub, "oshirase_sub_slow_dropped_total") >= 1
+	})
+	eventually(t, 20*time.Second, "stalled connection closed by server", func() bool {
+		return metric(t, s.sub, "oshirase_sub_connections") == 1
+	})
+	if got := send(t, s.pub, "stalled", "after drop"); got != 0 {
+		t.Fatalf("receivedUsers for the dropped client = %d, want 0", got)
+	}
+	_ = stalled
+	grown := rss(t, s.sub.Pid()) - rssBefore
+	t.Logf("sub RSS grew %d KiB while %d × 4 KB notices went to a stalled client", grown/1024, rounds)
+	if grown > 64<<20 {
+		t.Fatalf("sub RSS grew by %d MiB for one stalled client; want bounded", grown>>20)
+	}
+}
+
+// dialStalled subscribes with a tiny receive buffer and then never reads.
+func dialStalled(t *testing.T, url, user string) *websocket.Conn {
+	t.Helper()
+	d := websocket.Dialer{
+		Subprotocols: []string{gqlws.TransportWS},
+		NetDial: func(network, addr string) (net.Conn, error) {
+			nd := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+				return c.Control(func(fd uintptr) {
+					_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+				})
+			}}
+			return nd.Dial(network, addr)
+		},
+	}
+	c, _, err := d.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	must := func(v any) {
+		if err := c.WriteJSON(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(map[string]any{"type": "connection_init"})
+	if _, _, err := c.ReadMessage(); err != nil { // connection_ack
+		t.Fatal(err)
+	}
+	must(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{
+		"query": `subscription{onNotificationReceived(userName:"` + user + `"){text}}`}})
+	return c
+}
+
+func rss(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb * 1024
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// 7. 1,000 clients connect, subscribe and leave: goroutines return to
+// their baseline and Redis keeps no subscribed channel.
+func TestConnectDisconnectLeavesNothingBehind(t *testing.T) {
+	s := startStack(t)
+	rdb := s.redis.Client()
+	defer rdb.Close()
+	ctx := context.Background()
+	baseline := metric(t, s.sub, "go_goroutines")
+
+	const n = 1000
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 50)
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, err := gqlws.Connect(s.sub.WSURL(), []string{gqlws.TransportWS, gqlws.LegacyWS}[i%2], nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			_ = c.Subscribe("1", fmt.Sprintf("churn-%d", i%300))
+			if i%3 == 0 {
+				_ = c.Unsubscribe("1")
+			}
+			if i%2 == 0 {
+				c.Close()
+			} else {
+				_ = c.Conn.Close() // abrupt: no close frame
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "no channels left in redis", func() bool {
+		chs, err := rdb.PubSubChannels(ctx, "*").Result()
+		return err == nil && len(chs) == 0
+	})
+	eventually(t, 30*time.Second, "goroutines back to baseline", func() bool {
+		return metric(t, s.sub, "go_goroutines") <= baseline+2
+	})
+	if got := metric(t, s.sub, "oshirase_sub_subscriptions"); got != 0 {
+		t.Fatalf("%d subscriptions left", got)
+	}
+	keys, _ := rdb.Keys(ctx, "oshirase:v1:count:*").Result()
+	if len(keys) != 0 {
+		t.Fatalf("count keys left: %v", keys)
+	}
+}
+
+// 8. Redis is killed and restarted on the same port: sockets stay open,
+// notices flow again within seconds and receivedUsers is right again; while
+// Redis is down the mutation fails with a clear error, not a hang.
+func TestRedisRestart(t *testing.T) {
+	s := startStack(t)
+	c := connect(t, s.sub, gqlws.TransportWS)
+	legacy := connect(t, s.sub, gqlws.LegacyWS)
+	subscribe(t, c, "1", "phoenix")
+	subscribe(t, legacy, "1", "phoenix")
+	s.pub.WaitReceivers("phoenix", 2)
+
+	s.redis.Stop()
+	start := time.Now()
+	_, err := s.pub.Send("phoenix", "into the void")
+	if err == nil || !strings.Contains(err.Error(), "unavailable") {
+		t.Fatalf("send while redis is down: %v; want an 'unavailable' error", err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("mutation took %s to fail while redis was down", d)
+	}
+	t.Logf("mutation failed after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	eventually(t, 10*time.Second, "sub reports not ready", func() bool {
+		resp, err := http.Get(s.sub.URL + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	})
+
+	s.redis.Start()
+	restarted := time.Now()
+	s.pub.WaitReceivers("phoenix", 2)
+	t.Logf("receivedUsers right again %s after the restart", time.Since(restarted).Round(time.Millisecond))
+	if got := send(t, s.pub, "phoenix", "back again"); got != 2 {
+		t.Fatalf("receivedUsers = %d, want 2", got)
+	}
+	expectNotice(t, c, "back again")
+	expectNotice(t, legacy, "back again")
+	if code, _ := c.CloseStatus(); code != 0 {
+		t.Fatalf("websocket closed with %d during the outage", code)
+	}
+	s.sub.WaitReady(10 * time.Second)
+}
+
+var _ = harness.FreePort

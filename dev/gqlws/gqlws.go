@@ -1,0 +1,227 @@
+// Package gqlws is a small GraphQL-over-WebSocket client for tests: both
+// subprotocols, raw frames visible, and the close code the server chose.
+package gqlws
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Subprotocols.
+const (
+	TransportWS = "graphql-transport-ws" // graphql-ws library
+	LegacyWS    = "graphql-ws"           // subscriptions-transport-ws
+)
+
+// Msg is one protocol message.
+type Msg struct {
+	ID      string          `json:"id,omitempty"`
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// Notification is the payload of onNotificationReceived.
+type Notification struct {
+	ID        string `json:"id"`
+	Text      string `json:"text"`
+	Timestamp int64  `json:"timestamp"`
+	Scope     string `json:"scope"`
+}
+
+// Client is one WebSocket connection.
+type Client struct {
+	Conn     *websocket.Conn
+	Protocol string
+	Msgs     chan Msg // every message received, in order
+
+	mu        sync.Mutex
+	closeCode int
+	closeText string
+	closed    chan struct{}
+}
+
+// Dial connects with protocol and header (may be nil) without sending
+// anything.
+func Dial(url, protocol string, header http.Header) (*Client, *http.Response, error) {
+	d := websocket.Dialer{Subprotocols: []string{protocol}, HandshakeTimeout: 10 * time.Second}
+	conn, resp, err := d.Dial(url, header)
+	if err != nil {
+		return nil, resp, err
+	}
+	c := &Client{Conn: conn, Protocol: protocol, Msgs: make(chan Msg, 100000), closed: make(chan struct{})}
+	go c.read()
+	return c, resp, nil
+}
+
+// Connect dials and completes connection_init / connection_ack.
+func Connect(url, protocol string, initPayload any) (*Client, error) {
+	c, _, err := Dial(url, protocol, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Send(Msg{Type: "connection_init", Payload: mustJSON(initPayload)}); err != nil {
+		return nil, err
+	}
+	for {
+		m, err := c.Next(10 * time.Second)
+		if err != nil {
+			return nil, err
+		}
+		switch m.Type {
+		case "connection_ack":
+			return c, nil
+		case "ka":
+		default:
+			return nil, fmt.Errorf("gqlws: expected connection_ack, got %s %s", m.Type, m.Payload)
+		}
+	}
+}
+
+func mustJSON(v any) json.RawMessage {
+	if v == nil {
+		return nil
+	}
+	b, _ := json.Marshal(v)
+	return b
+}
+
+func (c *Client) read() {
+	defer close(c.closed)
+	defer close(c.Msgs)
+	for {
+		_, data, err := c.Conn.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			c.mu.Lock()
+			if errors.As(err, &ce) {
+				c.closeCode, c.closeText = ce.Code, ce.Text
+			} else {
+				c.closeCode = -1
+				c.closeText = err.Error()
+			}
+			c.mu.Unlock()
+			return
+		}
+		var m Msg
+		if err := json.Unmarshal(data, &m); err != nil {
+			m = Msg{Type: "<invalid json>", Payload: data}
+		}
+		c.Msgs <- m
+	}
+}
+
+// Send writes one message.
+func (c *Client) Send(m Msg) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Conn.WriteJSON(m)
+}
+
+// SendRaw writes one text frame as is.
+func (c *Client) SendRaw(s string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Conn.WriteMessage(websocket.TextMessage, []byte(s))
+}
+
+// Subscribe starts onNotificationReceived(userName) under id.
+func (c *Client) Subscribe(id, userName string) error {
+	t := "subscribe"
+	if c.Protocol == LegacyWS {
+		t = "start"
+	}
+	return c.Send(Msg{ID: id, Type: t, Payload: mustJSON(map[string]any{
+		"query":     `subscription($u:String!){onNotificationReceived(userName:$u){id text timestamp}}`,
+		"variables": map[string]any{"u": userName},
+	})})
+}
+
+// Unsubscribe stops the subscription id.
+func (c *Client) Unsubscribe(id string) error {
+	t := "complete"
+	if c.Protocol == LegacyWS {
+		t = "stop"
+	}
+	return c.Send(Msg{ID: id, Type: t})
+}
+
+// Next returns the next message other than keep-alives, or an error when
+// the connection closes or timeout passes.
+func (c *Client) Next(timeout time.Duration) (Msg, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case m, ok := <-c.Msgs:
+			if !ok {
+				code, text := c.CloseStatus()
+				return Msg{}, fmt.Errorf("gqlws: closed with %d %q", code, text)
+			}
+			switch m.Type {
+			case "ka", "ping", "pong":
+				if m.Type == "ping" {
+					_ = c.Send(Msg{Type: "pong"})
+				}
+				continue
+			}
+			return m, nil
+		case <-t.C:
+			return Msg{}, fmt.Errorf("gqlws: nothing within %s", timeout)
+		}
+	}
+}
+
+// NextNotification returns the next notification that is not a probe.
+func (c *Client) NextNotification(timeout time.Duration) (Notification, string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		m, err := c.Next(time.Until(deadline))
+		if err != nil {
+			return Notification{}, "", err
+		}
+		if m.Type != "next" && m.Type != "data" {
+			return Notification{}, m.ID, fmt.Errorf("gqlws: got %s %s", m.Type, m.Payload)
+		}
+		var p struct {
+			Data struct {
+				N Notification `json:"onNotificationReceived"`
+			} `json:"data"`
+			Errors json.RawMessage `json:"errors"`
+		}
+		if err := json.Unmarshal(m.Payload, &p); err != nil {
+			return Notification{}, m.ID, err
+		}
+		if len(p.Errors) > 0 && string(p.Errors) != "null" {
+			return Notification{}, m.ID, fmt.Errorf("gqlws: errors %s", p.Errors)
+		}
+		if len(p.Data.N.Text) >= 6 && p.Data.N.Text[:6] == "probe:" {
+			continue
+		}
+		return p.Data.N, m.ID, nil
+	}
+}
+
+// CloseStatus is the close code and reason the server sent (-1: the
+// connection broke without a close frame; 0: still open).
+func (c *Client) CloseStatus() (int, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeCode, c.closeText
+}
+
+// Closed is closed when the connection has ended.
+func (c *Client) Closed() <-chan struct{} { return c.closed }
+
+// Close closes the connection with 1000.
+func (c *Client) Close() {
+	c.mu.Lock()
+	_ = c.Conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(time.Second))
+	c.mu.Unlock()
+	_ = c.Conn.Close()
+}

@@ -1,0 +1,357 @@
+// Package harness starts the real parts for end-to-end tests: a
+// redis-server on a free port, and the pub and sub binaries built from this
+// checkout. Everything it starts is stopped by t.Cleanup.
+package harness
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// FreePort returns a TCP port that was free a moment ago.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Root is the repository root.
+func Root(tb testing.TB) string {
+	tb.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+var buildOnce sync.Once
+var buildErr error
+
+// Binaries builds bin/pub and bin/sub once per test process (with -race
+// when the tests run with it) and returns their paths.
+func Binaries(tb testing.TB) (pub, sub string) {
+	tb.Helper()
+	root := Root(tb)
+	dir := filepath.Join(root, "bin", "test")
+	buildOnce.Do(func() {
+		for _, svc := range []string{"pub", "sub"} {
+			args := []string{"build"}
+			if raceEnabled {
+				args = append(args, "-race")
+			}
+			args = append(args, "-o", filepath.Join(dir, svc), ".")
+			cmd := exec.Command("go", args...)
+			cmd.Dir = filepath.Join(root, svc)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", svc, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		tb.Fatal(buildErr)
+	}
+	return filepath.Join(dir, "pub"), filepath.Join(dir, "sub")
+}
+
+// Redis is a redis-server of the test's own.
+type Redis struct {
+	Port int
+	Addr string
+	tb   testing.TB
+	cmd  *exec.Cmd
+	log  *bytes.Buffer
+}
+
+// StartRedis starts redis-server on a free port, without persistence.
+func StartRedis(tb testing.TB) *Redis {
+	tb.Helper()
+	r := &Redis{Port: FreePort(tb), tb: tb}
+	r.Addr = fmt.Sprintf("127.0.0.1:%d", r.Port)
+	r.Start()
+	tb.Cleanup(r.Stop)
+	return r
+}
+
+// Start (re)starts the server on its port and waits until it answers.
+func (r *Redis) Start() {
+	r.tb.Helper()
+	r.log = &bytes.Buffer{}
+	r.cmd = exec.Command("redis-server", "--port", fmt.Sprint(r.Port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--maxclients", "20000")
+	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
+	if err := r.cmd.Start(); err != nil {
+		r.tb.Fatalf("start redis-server (is it installed? make test installs it): %v", err)
+	}
+	c := r.Client()
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			r.tb.Fatalf("redis-server did not start:\n%s", r.log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop kills the server (SIGKILL: no goodbye to its clients).
+func (r *Redis) Stop() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		_ = r.cmd.Process.Kill()
+		_ = r.cmd.Wait()
+		r.cmd = nil
+	}
+}
+
+// Client returns a new client of this server.
+func (r *Redis) Client() *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1})
+}
+
+// Service is a running pub or sub binary.
+type Service struct {
+	Name string
+	Port int
+	URL  string // http://127.0.0.1:port
+	tb   testing.TB
+	bin  string
+	env  []string
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	log  *bytes.Buffer
+	done chan struct{}
+}
+
+type syncBuffer struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (s syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// StartPub starts pub against r with extra environment KEY=VALUE pairs.
+func StartPub(tb testing.TB, r *Redis, env ...string) *Service {
+	tb.Helper()
+	bin, _ := Binaries(tb)
+	return start(tb, "pub", bin, r, env)
+}
+
+// StartSub starts sub against r with extra environment KEY=VALUE pairs.
+func StartSub(tb testing.TB, r *Redis, env ...string) *Service {
+	tb.Helper()
+	_, bin := Binaries(tb)
+	return start(tb, "sub", bin, r, env)
+}
+
+func start(tb testing.TB, name, bin string, r *Redis, env []string) *Service {
+	tb.Helper()
+	s := &Service{Name: name, tb: tb, bin: bin,
+		env: append([]string{"PORT=0", "REDIS_URL=" + r.Addr, "LOG_LEVEL=debug"}, env...)}
+	s.Start()
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// Start (re)starts the binary and waits for /readyz.
+func (s *Service) Start() {
+	s.tb.Helper()
+	s.mu.Lock()
+	s.log = &bytes.Buffer{}
+	s.cmd = exec.Command(s.bin)
+	s.cmd.Env = append(os.Environ(), s.env...)
+	out := syncBuffer{&s.mu, s.log}
+	s.cmd.Stdout, s.cmd.Stderr = out, out
+	err := s.cmd.Start()
+	s.done = make(chan struct{})
+	cmd, done := s.cmd, s.done
+	s.mu.Unlock()
+	if err != nil {
+		s.tb.Fatal(err)
+	}
+	go func() { _ = cmd.Wait(); close(done) }()
+	if s.Port == 0 {
+		s.Port = s.awaitPort(15 * time.Second)
+		s.URL = fmt.Sprintf("http://127.0.0.1:%d", s.Port)
+		// Restarts keep the port, as a restarted instance behind a proxy would.
+		s.env = append(s.env, fmt.Sprintf("PORT=%d", s.Port))
+	}
+	s.WaitReady(15 * time.Second)
+}
+
+var listenRE = regexp.MustCompile(`listening" addr=\S*:(\d+)`)
+
+// awaitPort reads the port the service chose from its "listening" log line.
+func (s *Service) awaitPort(timeout time.Duration) int {
+	s.tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if m := listenRE.FindStringSubmatch(s.Log()); m != nil {
+			port, _ := strconv.Atoi(m[1])
+			return port
+		}
+		select {
+		case <-s.done:
+			s.tb.Fatalf("%s exited during start:\n%s", s.Name, s.Log())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	s.tb.Fatalf("%s did not log its port:\n%s", s.Name, s.Log())
+	return 0
+}
+
+// WaitReady waits until /readyz answers 200.
+func (s *Service) WaitReady(timeout time.Duration) {
+	s.tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := http.Get(s.URL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		select {
+		case <-s.done:
+			s.tb.Fatalf("%s exited during start:\n%s", s.Name, s.Log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.tb.Fatalf("%s not ready after %s:\n%s", s.Name, timeout, s.Log())
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// Stop stops the service gracefully (SIGTERM), killing it after 15s.
+func (s *Service) Stop() {
+	s.mu.Lock()
+	cmd, done := s.cmd, s.done
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+	if s.tb.Failed() {
+		s.tb.Logf("%s log:\n%s", s.Name, s.Log())
+	}
+}
+
+// Pid is the process id of the running binary.
+func (s *Service) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd.Process.Pid
+}
+
+// Log returns what the service printed so far.
+func (s *Service) Log() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.log.String()
+}
+
+// WSURL is the service's GraphQL WebSocket endpoint.
+func (s *Service) WSURL() string {
+	return strings.Replace(s.URL, "http://", "ws://", 1) + "/graphql"
+}
+
+// GraphQLResponse is a decoded GraphQL answer.
+type GraphQLResponse struct {
+	Data   json.RawMessage `json:"data"`
+	Errors []struct {
+		Message    string         `json:"message"`
+		Extensions map[string]any `json:"extensions"`
+	} `json:"errors"`
+	Status int `json:"-"`
+}
+
+// Post sends a GraphQL request to path on s.
+func (s *Service) Post(path, query string, vars map[string]any, header ...string) (*GraphQLResponse, error) {
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	req, _ := http.NewRequest(http.MethodPost, s.URL+path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out GraphQLResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("status %d: %w", resp.StatusCode, err)
+	}
+	out.Status = resp.StatusCode
+	return &out, nil
+}
+
+var httpClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+
+// Send publishes a personal notice through pub's sendNotification and
+// returns receivedUsers.
+func (s *Service) Send(to, text string) (int, error) {
+	r, err := s.Post("/query", `mutation($to:String!,$text:String!){sendNotification(to:$to,text:$text){receivedUsers}}`,
+		map[string]any{"to": to, "text": text})
+	if err != nil {
+		return 0, err
+	}
+	if len(r.Errors) > 0 {
+		return 0, fmt.Errorf("graphql error: %s (%v)", r.Errors[0].Message, r.Errors[0].Extensions)
+	}
+	var d struct {
+		SendNotification struct{ ReceivedUsers int } `json:"sendNotification"`
+	}
+	if err := json.Unmarshal(r.Data, &d); err != nil {
+		return 0, err
+	}
+	return d.SendNotification.ReceivedUsers, nil
+}
+
+// WaitReceivers sends probe notices ("probe:…") to user until n live
+// subscriptions receive one. Clients under test ignore probe texts.
+func (s *Service) WaitReceivers(user string, n int) {
+	s.tb.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	last := -1
+	for time.Now().Before(deadline) {
+		got, err := s.Send(user, "probe:"+user)
+		if err == nil && got == n {
+			return
+		}
+		last = got
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.tb.Fatalf("receivedUsers for %q stayed %d, want %d", user, last, n)
+}

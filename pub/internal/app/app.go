@@ -1,0 +1,92 @@
+// Package app wires pub together: Redis, publisher, HTTP server. Run is the
+// whole life of the service; main only reads the configuration and waits
+// for a signal.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/redis/go-redis/v9"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/oshirase/oshirase/pub/graph"
+	"github.com/oshirase/oshirase/pub/internal/config"
+	"github.com/oshirase/oshirase/pub/internal/publisher"
+	"github.com/oshirase/oshirase/wire/service"
+)
+
+// DemoTenant is the one tenant of AUTH_MODE=none; sub uses the same.
+const DemoTenant = "default"
+
+// Run serves until ctx ends, then shuts down gracefully.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	opt := *cfg.Redis
+	opt.ClientName = "oshirase-pub"
+	rdb := redis.NewClient(&opt)
+	defer rdb.Close()
+
+	pubr := publisher.New(publisher.Config{Client: rdb, MaxTextBytes: cfg.MaxTextBytes, Timeout: cfg.PublishTimeout})
+	origins := service.NewOrigins(cfg.AllowedOrigins)
+	if origins.Any() {
+		log.Warn("ALLOWED_ORIGINS is *: any web page may call pub; list your frontends' origins in production")
+	}
+	srv, err := service.Listen(fmt.Sprintf(":%d", cfg.Port), newHandler(cfg, origins, pubr, rdb, log), log)
+	if err != nil {
+		return err
+	}
+	log.Info("pub listening", "addr", srv.Addr().String(), "graphql", "/query", "playground", cfg.Playground, "redis", opt.Addr)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve() }()
+	select {
+	case err = <-serveErr:
+	case <-ctx.Done():
+		log.Info("shutting down")
+		err = srv.Shutdown(cfg.ShutdownTimeout)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("pub stopped")
+	return nil
+}
+
+func newHandler(cfg config.Config, origins service.Origins, p graph.Publisher, rdb *redis.Client, log *slog.Logger) http.Handler {
+	gql := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{Publisher: p, Tenant: DemoTenant}}))
+	gql.AddTransport(transport.Options{})
+	gql.AddTransport(transport.POST{})
+	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	if cfg.Introspection {
+		gql.Use(extension.Introspection{})
+	}
+	gql.SetErrorPresenter(service.PresentError(log))
+
+	api := origins.Guard(gql)
+	mux := http.NewServeMux()
+	mux.Handle("/query", api)
+	mux.Handle("/graphql", api)
+	if cfg.Playground {
+		mux.Handle("GET /{$}", playground.Handler("oshirase pub", "/query"))
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			http.Error(w, "not ready: redis: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return mux
+}

@@ -1,0 +1,50 @@
+// Package config reads pub's configuration from the environment, once, at
+// start. Every variable has a documented default; an invalid value stops
+// the service with a message saying what to fix.
+package config
+
+import (
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/oshirase/oshirase/wire/service"
+)
+
+// Config is pub's configuration. The README's table lists the same
+// variables; keep them in step.
+type Config struct {
+	Port            int            // PORT, default 8080
+	Redis           *redis.Options // REDIS_URL, default localhost:6379
+	AllowedOrigins  []string       // ALLOWED_ORIGINS, default *
+	MaxTextBytes    int            // MAX_TEXT_BYTES, default 4KiB
+	PublishTimeout  time.Duration  // PUBLISH_TIMEOUT, default 3s
+	ShutdownTimeout time.Duration  // SHUTDOWN_TIMEOUT, default 10s
+	Playground      bool           // PLAYGROUND, default true
+	Introspection   bool           // INTROSPECTION, default true
+	LogLevel        string         // LOG_LEVEL, default info
+	LogFormat       string         // LOG_FORMAT, default text
+}
+
+// Load reads the configuration through lookup (nil: the process
+// environment).
+func Load(lookup func(string) (string, bool)) (Config, error) {
+	e := service.NewEnv(lookup)
+	c := Config{
+		Port:            e.Port("PORT", 8080),
+		AllowedOrigins:  e.List("ALLOWED_ORIGINS", []string{"*"}),
+		MaxTextBytes:    e.Bytes("MAX_TEXT_BYTES", 4<<10, 1, 1<<20),
+		PublishTimeout:  e.Duration("PUBLISH_TIMEOUT", 3*time.Second, 10*time.Millisecond, time.Minute),
+		ShutdownTimeout: e.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, 0, 10*time.Minute),
+		Playground:      e.Bool("PLAYGROUND", true),
+		Introspection:   e.Bool("INTROSPECTION", true),
+		LogLevel:        e.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		LogFormat:       e.OneOf("LOG_FORMAT", "text", "text", "json"),
+	}
+	opt, err := service.RedisOptions(e.String("REDIS_URL", "localhost:6379"))
+	if err != nil {
+		e.Fail("REDIS_URL", "%v", err)
+	}
+	c.Redis = opt
+	return c, e.Err()
+}

@@ -1,0 +1,31 @@
+// Command pub accepts notices from backend services over GraphQL and
+// publishes each on its recipient's Redis channel, for sub to deliver.
+// Configuration comes from the environment; see the README.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/oshirase/oshirase/pub/internal/app"
+	"github.com/oshirase/oshirase/pub/internal/config"
+	"github.com/oshirase/oshirase/wire/service"
+)
+
+func main() {
+	cfg, err := config.Load(nil)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pub: invalid configuration:\n%v\n", err)
+		os.Exit(2)
+	}
+	log := service.NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := app.Run(ctx, cfg, log); err != nil {
+		log.Error("pub stopped", "err", err)
+		os.Exit(1)
+	}
+}

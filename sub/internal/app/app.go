@@ -1,0 +1,117 @@
+// Package app wires sub together: Redis, broker, hub, HTTP server. Run is
+// the whole life of the service; main only reads the configuration and
+// waits for a signal.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/oshirase/oshirase/sub/internal/broker"
+	"github.com/oshirase/oshirase/sub/internal/config"
+	"github.com/oshirase/oshirase/sub/internal/hub"
+	"github.com/oshirase/oshirase/sub/internal/server"
+	"github.com/oshirase/oshirase/sub/internal/wsconn"
+	"github.com/oshirase/oshirase/wire"
+	"github.com/oshirase/oshirase/wire/service"
+)
+
+// Run serves until ctx ends, then shuts down gracefully: stop accepting,
+// tell WebSocket clients to reconnect elsewhere, end subscriptions, remove
+// this instance's counts, close Redis.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	opt := *cfg.Redis
+	opt.PoolSize = 4 // counts only; messages use the one Pub/Sub connection
+	opt.ClientName = "oshirase-sub"
+	rdb := redis.NewClient(&opt)
+	defer rdb.Close()
+
+	metrics := service.NewMetrics()
+	var h *hub.Hub
+	b, err := broker.NewRedis(broker.Config{
+		Client:   rdb,
+		Handler:  func(ch wire.Channel, p []byte) { h.Deliver(ch, p) },
+		CountTTL: cfg.CountTTL,
+		Logger:   log,
+	})
+	if err != nil {
+		return err
+	}
+	h = hub.New(hub.Config{Broker: b, QueueSize: cfg.QueueSize, Logger: log})
+
+	origins := service.NewOrigins(cfg.AllowedOrigins)
+	if origins.Any() {
+		log.Warn("ALLOWED_ORIGINS is *: any web page may connect; list your frontends' origins in production")
+	}
+	ws := wsconn.New(wsconn.Config{WriteTimeout: cfg.WriteTimeout})
+	registerMetrics(metrics, h, b, ws)
+
+	handler := server.New(server.Config{
+		Origins:       origins,
+		KeepAlive:     cfg.KeepAlive,
+		InitTimeout:   cfg.InitTimeout,
+		ReadLimit:     int64(cfg.ReadLimit),
+		WriteTimeout:  cfg.WriteTimeout,
+		Playground:    cfg.Playground,
+		Introspection: cfg.Introspection,
+	}, server.Deps{
+		Hub:      h,
+		Audience: server.TrustingAudience{},
+		Ready: func() error {
+			if !b.Healthy() {
+				return errors.New("redis pub/sub connection is down")
+			}
+			return nil
+		},
+		Metrics: metrics,
+		Logger:  log,
+		WS:      ws,
+	})
+	srv, err := service.Listen(fmt.Sprintf(":%d", cfg.Port), handler, log)
+	if err != nil {
+		return err
+	}
+	srv.RegisterOnShutdown(func() { ws.CloseAll(1001, "server shutting down; reconnect") })
+	log.Info("sub listening", "addr", srv.Addr().String(), "graphql", "/graphql", "playground", cfg.Playground, "redis", opt.Addr)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve() }()
+	select {
+	case err = <-serveErr:
+	case <-ctx.Done():
+		log.Info("shutting down")
+		err = srv.Shutdown(cfg.ShutdownTimeout)
+	}
+	h.Close()
+	if cerr := b.Close(); cerr != nil && !errors.Is(cerr, redis.ErrClosed) {
+		log.Warn("closing broker", "err", cerr)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("sub stopped")
+	return nil
+}
+
+func registerMetrics(m *service.Metrics, h *hub.Hub, b *broker.Redis, ws *wsconn.Implementation) {
+	m.GaugeFunc("oshirase_sub_subscriptions", "Live subscriptions.", func() int64 { return h.Stats().Subscriptions })
+	m.GaugeFunc("oshirase_sub_connections", "Open WebSocket connections.", func() int64 { return int64(ws.Open()) })
+	m.GaugeFunc("oshirase_sub_channels", "Redis channels with local subscribers.", func() int64 { return int64(b.Channels()) })
+	m.GaugeFunc("oshirase_sub_messages_received_total", "Messages received from Redis.", func() int64 { return h.Stats().Received })
+	m.GaugeFunc("oshirase_sub_deliveries_total", "Notices enqueued to subscriptions.", func() int64 { return h.Stats().Delivered })
+	m.GaugeFunc("oshirase_sub_malformed_total", "Messages from Redis that failed to decode and were skipped.", func() int64 { return h.Stats().Malformed })
+	m.GaugeFunc("oshirase_sub_slow_dropped_total", "Subscriptions dropped because their queue overflowed.", func() int64 { return h.Stats().SlowDropped })
+	m.GaugeFunc("go_goroutines", "Goroutines that currently exist.", func() int64 { return int64(runtime.NumGoroutine()) })
+	m.GaugeFunc("oshirase_sub_redis_up", "1 when the Redis Pub/Sub connection is up.", func() int64 {
+		if b.Healthy() {
+			return 1
+		}
+		return 0
+	})
+}

@@ -1,0 +1,328 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/oshirase/oshirase/wire"
+)
+
+// Config configures a Redis broker.
+type Config struct {
+	// Client runs commands (counts). Required. Its Pub/Sub connection is
+	// opened from the same options.
+	Client *redis.Client
+	// Handler receives messages. Required.
+	Handler Handler
+	// InstanceID names this instance in the count hashes. Default: a new UUID.
+	InstanceID string
+	// CountTTL is how long a recorded count stays valid if this instance
+	// stops refreshing it (it crashed). Counts are refreshed every CountTTL/3.
+	// Default: 30s.
+	CountTTL time.Duration
+	// Batch is the most channels sent in one SUBSCRIBE, UNSUBSCRIBE or
+	// count pipeline. Default: 500.
+	Batch int
+	// HealthInterval is how long the Pub/Sub connection may stay silent
+	// before it is pinged. Default: 3s.
+	HealthInterval time.Duration
+	// Logger. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// Redis is the Redis implementation of Broker.
+type Redis struct {
+	cfg Config
+	ps  *redis.PubSub
+	log *slog.Logger
+
+	mu      sync.Mutex
+	refs    map[wire.Channel]int      // local subscriptions per channel: the wanted state
+	dirty   map[wire.Channel]struct{} // channels whose wanted state changed
+	next    *round                    // the round that will take up dirty
+	resync  bool                      // rewrite every count in the next round
+	closed  bool
+	kick    chan struct{}
+	done    chan struct{}
+	stopped sync.WaitGroup
+
+	// Owned by the sync loop.
+	inRedis map[wire.Channel]bool // channels the Pub/Sub connection is subscribed to
+
+	// Confirmations: channel → SUBSCRIBEs sent and not yet confirmed.
+	confirmMu  sync.Mutex
+	unconfirmd map[wire.Channel]int
+	confirmed  chan struct{} // closed and replaced on every confirmation
+
+	healthy   atomic.Bool
+	roundErrs atomic.Int64
+}
+
+// round is one pass of the sync loop; waiters learn its outcome.
+type round struct {
+	done chan struct{}
+	err  error
+}
+
+func newRound() *round { return &round{done: make(chan struct{})} }
+
+// NewRedis starts a broker. Close stops it.
+func NewRedis(cfg Config) (*Redis, error) {
+	if cfg.Client == nil || cfg.Handler == nil {
+		return nil, errors.New("broker: Client and Handler are required")
+	}
+	if cfg.InstanceID == "" {
+		cfg.InstanceID = uuid.NewString()
+	}
+	if cfg.CountTTL <= 0 {
+		cfg.CountTTL = 30 * time.Second
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 500
+	}
+	if cfg.HealthInterval <= 0 {
+		cfg.HealthInterval = 3 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	b := &Redis{
+		cfg:        cfg,
+		log:        cfg.Logger.With("component", "broker"),
+		ps:         cfg.Client.Subscribe(context.Background()),
+		refs:       map[wire.Channel]int{},
+		dirty:      map[wire.Channel]struct{}{},
+		next:       newRound(),
+		kick:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		inRedis:    map[wire.Channel]bool{},
+		unconfirmd: map[wire.Channel]int{},
+		confirmed:  make(chan struct{}),
+	}
+	b.stopped.Add(2)
+	go b.receive()
+	go b.syncLoop()
+	return b, nil
+}
+
+// InstanceID is the name this instance records its counts under.
+func (b *Redis) InstanceID() string { return b.cfg.InstanceID }
+
+// Healthy reports whether the Pub/Sub connection is up.
+func (b *Redis) Healthy() bool { return b.healthy.Load() }
+
+// Subscribe implements Broker.
+func (b *Redis) Subscribe(ctx context.Context, ch wire.Channel) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return fmt.Errorf("broker: closed")
+	}
+	b.refs[ch]++
+	b.dirty[ch] = struct{}{}
+	r := b.next
+	b.mu.Unlock()
+	b.poke()
+
+	for {
+		select {
+		case <-r.done:
+			if r.err == nil {
+				return nil
+			}
+			// The round failed and put ch back for the next one.
+			b.mu.Lock()
+			r = b.next
+			b.mu.Unlock()
+		case <-ctx.Done():
+			b.Unsubscribe(ch)
+			return fmt.Errorf("%w: %w", ErrUnavailable, context.Cause(ctx))
+		}
+	}
+}
+
+// Unsubscribe implements Broker.
+func (b *Redis) Unsubscribe(ch wire.Channel) {
+	b.mu.Lock()
+	if n := b.refs[ch] - 1; n > 0 {
+		b.refs[ch] = n
+	} else {
+		delete(b.refs, ch)
+	}
+	b.dirty[ch] = struct{}{}
+	b.mu.Unlock()
+	b.poke()
+}
+
+// Channels returns how many channels have local subscribers.
+func (b *Redis) Channels() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.refs)
+}
+
+func (b *Redis) poke() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Close removes this instance's counts, closes the Pub/Sub connection and
+// stops the broker's goroutines. Subscribers still waiting get an error.
+func (b *Redis) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	refs := make([]wire.Channel, 0, len(b.refs))
+	for ch := range b.refs {
+		refs = append(refs, ch)
+	}
+	b.mu.Unlock()
+	close(b.done)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	zero := make([]int, len(refs))
+	if err := b.writeCounts(ctx, refs, zero); err != nil {
+		b.log.Warn("could not remove counts at shutdown; they expire on their own", "err", err, "ttl", b.cfg.CountTTL)
+	}
+	err := b.ps.Close()
+	b.stopped.Wait()
+	return err
+}
+
+// receive reads the Pub/Sub connection until Close. go-redis reconnects and
+// re-subscribes on its own; confirmations it did not ask for mean exactly
+// that, and trigger a rewrite of every count (Redis may have restarted and
+// lost them).
+func (b *Redis) receive() {
+	defer b.stopped.Done()
+	ctx := context.Background()
+	backoff := 50 * time.Millisecond
+	// Connect now rather than at the first SUBSCRIBE: readiness reports the
+	// connection, and the PONG proves it.
+	_ = b.ps.Ping(ctx)
+	for {
+		msg, err := b.ps.ReceiveTimeout(ctx, b.cfg.HealthInterval)
+		if err != nil {
+			select {
+			case <-b.done:
+				return
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Silence: ask for a PONG. A dead connection fails the next read.
+				if perr := b.ps.Ping(ctx); perr != nil {
+					b.setHealthy(false, perr)
+				}
+				continue
+			}
+			b.setHealthy(false, err)
+			select {
+			case <-b.done:
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		b.setHealthy(true, nil)
+		switch m := msg.(type) {
+		case *redis.Message:
+			b.cfg.Handler(wire.Channel(m.Channel), []byte(m.Payload))
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				b.confirm(wire.Channel(m.Channel))
+			}
+		}
+	}
+}
+
+func (b *Redis) setHealthy(ok bool, err error) {
+	if b.healthy.Swap(ok) != ok {
+		if ok {
+			b.log.Info("redis pub/sub connected")
+		} else {
+			b.log.Warn("redis pub/sub connection lost; reconnecting", "err", err)
+		}
+	}
+}
+
+// expect notes SUBSCRIBEs about to be sent.
+func (b *Redis) expect(chs []wire.Channel) {
+	b.confirmMu.Lock()
+	for _, ch := range chs {
+		b.unconfirmd[ch]++
+	}
+	b.confirmMu.Unlock()
+}
+
+// forget drops pending confirmations of channels about to be unsubscribed:
+// go-redis will not re-subscribe them, so those confirmations may never come.
+func (b *Redis) forget(chs []wire.Channel) {
+	b.confirmMu.Lock()
+	for _, ch := range chs {
+		delete(b.unconfirmd, ch)
+	}
+	b.confirmMu.Unlock()
+}
+
+func (b *Redis) confirm(ch wire.Channel) {
+	b.confirmMu.Lock()
+	n, asked := b.unconfirmd[ch]
+	switch {
+	case n > 1:
+		b.unconfirmd[ch] = n - 1
+	case asked:
+		delete(b.unconfirmd, ch)
+	}
+	close(b.confirmed)
+	b.confirmed = make(chan struct{})
+	b.confirmMu.Unlock()
+	if !asked {
+		// A re-subscription after go-redis reconnected.
+		b.mu.Lock()
+		b.resync = true
+		b.mu.Unlock()
+		b.poke()
+	}
+}
+
+// awaitConfirmed waits until none of chs has an unconfirmed SUBSCRIBE.
+func (b *Redis) awaitConfirmed(ctx context.Context, chs []wire.Channel) error {
+	for {
+		b.confirmMu.Lock()
+		pending := false
+		for _, ch := range chs {
+			if b.unconfirmd[ch] > 0 {
+				pending = true
+				break
+			}
+		}
+		wait := b.confirmed
+		b.confirmMu.Unlock()
+		if !pending {
+			return nil
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: no SUBSCRIBE confirmation: %w", ErrUnavailable, ctx.Err())
+		}
+	}
+}

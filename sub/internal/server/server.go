@@ -1,0 +1,100 @@
+// Package server assembles sub's HTTP surface: the GraphQL endpoint (POST
+// and WebSocket), the Playground, health, readiness and metrics.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/oshirase/oshirase/sub/graph"
+	"github.com/oshirase/oshirase/sub/internal/hub"
+	"github.com/oshirase/oshirase/sub/internal/wsconn"
+	"github.com/oshirase/oshirase/wire/service"
+)
+
+// CloseSlowConsumer is the WebSocket close code for a subscriber dropped
+// because it stopped reading (RFC 6455 1013, "try again later"): the
+// client may reconnect and catch up.
+const CloseSlowConsumer = 1013
+
+// Config configures the handler.
+type Config struct {
+	Origins       service.Origins
+	KeepAlive     time.Duration // legacy "ka" and graphql-transport-ws ping interval
+	InitTimeout   time.Duration // how long a connection may wait before connection_init
+	ReadLimit     int64         // largest client message, bytes
+	WriteTimeout  time.Duration // a write blocked longer cuts the peer off
+	Playground    bool
+	Introspection bool
+}
+
+// Deps are the parts the handler serves.
+type Deps struct {
+	Hub      *hub.Hub
+	Audience graph.Audience
+	Ready    func() error // nil when ready to serve
+	Metrics  *service.Metrics
+	Logger   *slog.Logger
+	WS       *wsconn.Implementation
+}
+
+// New returns sub's HTTP handler.
+func New(cfg Config, d Deps) http.Handler {
+	resolver := &graph.Resolver{
+		Hub:      d.Hub,
+		Audience: d.Audience,
+		OnDrop: func(ctx context.Context, reason error) {
+			if err := wsconn.Close(ctx, CloseSlowConsumer, reason.Error()); err != nil {
+				d.Logger.Debug("dropped subscription had no websocket to close", "err", err)
+			}
+		},
+	}
+	gql := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: resolver}))
+	gql.AddTransport(transport.Websocket{
+		Implementation:        d.WS,
+		KeepAlivePingInterval: cfg.KeepAlive,
+		PingPongInterval:      cfg.KeepAlive,
+		InitTimeout:           cfg.InitTimeout,
+		PayloadReadLimit:      &cfg.ReadLimit,
+		ErrorFunc: func(ctx context.Context, err error) {
+			d.Logger.Debug("websocket error", "err", err)
+		},
+	})
+	gql.AddTransport(transport.Options{})
+	gql.AddTransport(transport.POST{})
+	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	if cfg.Introspection {
+		gql.Use(extension.Introspection{})
+	}
+	gql.SetErrorPresenter(service.PresentError(d.Logger))
+	gql.SetRecoverFunc(func(ctx context.Context, v any) error {
+		d.Logger.Error("panic in resolver", "panic", v)
+		return errors.New("internal error")
+	})
+
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", cfg.Origins.Guard(wsconn.Middleware(gql)))
+	if cfg.Playground {
+		mux.Handle("GET /{$}", playground.Handler("oshirase sub", "/graphql"))
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := d.Ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", d.Metrics)
+	return mux
+}

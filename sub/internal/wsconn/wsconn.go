@@ -1,0 +1,223 @@
+// Package wsconn plugs gorilla/websocket into gqlgen's WebSocket transport
+// and gives code deeper in a request (resolvers, the hub's drop callback) a
+// way to close the request's WebSocket with a code and a reason.
+package wsconn
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/gorilla/websocket"
+)
+
+// Config configures the adapter.
+type Config struct {
+	// CheckOrigin decides whether a browser Origin may connect. Default:
+	// every origin.
+	CheckOrigin func(r *http.Request) bool
+	// WriteTimeout bounds every write; a peer that stops reading is cut off
+	// when it passes. Default: 5s.
+	WriteTimeout time.Duration
+	// ReadBufferSize and WriteBufferSize size the I/O buffers. Write buffers
+	// come from a pool shared by all connections and are held only during a
+	// write. Default: 1024 and 4096.
+	ReadBufferSize, WriteBufferSize int
+}
+
+// Implementation is a transport.WebsocketImplementation on gorilla/websocket.
+type Implementation struct {
+	cfg      Config
+	upgrader websocket.Upgrader
+
+	mu    sync.Mutex
+	conns map[*Conn]struct{}
+}
+
+var _ transport.WebsocketImplementation = (*Implementation)(nil)
+
+// New returns an Implementation.
+func New(cfg Config) *Implementation {
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 5 * time.Second
+	}
+	if cfg.ReadBufferSize <= 0 {
+		cfg.ReadBufferSize = 1024
+	}
+	if cfg.WriteBufferSize <= 0 {
+		cfg.WriteBufferSize = 4096
+	}
+	check := cfg.CheckOrigin
+	if check == nil {
+		check = func(*http.Request) bool { return true }
+	}
+	return &Implementation{cfg: cfg, conns: map[*Conn]struct{}{}, upgrader: websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   cfg.ReadBufferSize,
+		WriteBufferSize:  cfg.WriteBufferSize,
+		WriteBufferPool:  &sync.Pool{},
+		CheckOrigin:      check,
+	}}
+}
+
+// Accept implements transport.WebsocketImplementation.
+func (im *Implementation) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
+	up := im.upgrader
+	up.Subprotocols = slices.Clone(opts.Subprotocols)
+	c, err := up.Upgrade(w, r, opts.ResponseHeader)
+	if err != nil {
+		return nil, err // Upgrade has answered the request already
+	}
+	conn := &Conn{c: c, writeTimeout: im.cfg.WriteTimeout, im: im}
+	im.mu.Lock()
+	im.conns[conn] = struct{}{}
+	im.mu.Unlock()
+	if h, ok := r.Context().Value(handleKey{}).(*Handle); ok {
+		h.set(conn)
+	}
+	return conn, nil
+}
+
+// Conn adapts a gorilla connection to transport.WebsocketConn. gqlgen
+// serialises its writes; CloseWith may be called from anywhere.
+type Conn struct {
+	im           *Implementation
+	c            *websocket.Conn
+	writeTimeout time.Duration
+	closeOnce    sync.Once
+}
+
+var (
+	_ transport.WebsocketConn          = (*Conn)(nil)
+	_ transport.WebsocketReadLimiter   = (*Conn)(nil)
+	_ transport.WebsocketReadDeadliner = (*Conn)(nil)
+)
+
+// NextReader implements transport.WebsocketConn.
+func (c *Conn) NextReader() (int, io.Reader, error) {
+	mt, r, err := c.c.NextReader()
+	if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseNoStatusReceived) {
+		return mt, nil, transport.ErrWebsocketClosed
+	}
+	return mt, r, err
+}
+
+// WriteJSON implements transport.WebsocketConn. A write that fails (the
+// peer stopped reading past the deadline, or went away) closes the socket,
+// which ends the read loop and with it every subscription of the connection.
+func (c *Conn) WriteJSON(v any) error {
+	_ = c.c.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	if err := c.c.WriteJSON(v); err != nil {
+		_ = c.Close()
+		return err
+	}
+	return nil
+}
+
+// WriteClose implements transport.WebsocketConn.
+func (c *Conn) WriteClose(code int, reason string) error {
+	return c.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, truncate(reason)), time.Now().Add(c.writeTimeout))
+}
+
+// CloseWith sends a close frame with code and reason, then closes the socket.
+func (c *Conn) CloseWith(code int, reason string) {
+	_ = c.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, truncate(reason)), time.Now().Add(time.Second))
+	_ = c.Close()
+}
+
+// Close implements transport.WebsocketConn.
+func (c *Conn) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		err = c.c.Close()
+		c.im.mu.Lock()
+		delete(c.im.conns, c)
+		c.im.mu.Unlock()
+	})
+	return err
+}
+
+// Open returns how many connections are open.
+func (im *Implementation) Open() int {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	return len(im.conns)
+}
+
+// CloseAll closes every open connection with code and reason; at shutdown,
+// 1001 "going away" tells clients to reconnect, to another instance.
+func (im *Implementation) CloseAll(code int, reason string) {
+	im.mu.Lock()
+	conns := make([]*Conn, 0, len(im.conns))
+	for c := range im.conns {
+		conns = append(conns, c)
+	}
+	im.mu.Unlock()
+	for _, c := range conns {
+		c.CloseWith(code, reason)
+	}
+}
+
+// Subprotocol implements transport.WebsocketConn.
+func (c *Conn) Subprotocol() string { return c.c.Subprotocol() }
+
+// SetReadLimit implements transport.WebsocketReadLimiter.
+func (c *Conn) SetReadLimit(n int64) { c.c.SetReadLimit(n) }
+
+// SetReadDeadline implements transport.WebsocketReadDeadliner.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.c.SetReadDeadline(t) }
+
+// truncate keeps a close reason within the 123 bytes a close frame allows.
+func truncate(s string) string {
+	if len(s) <= 123 {
+		return s
+	}
+	return s[:120] + "..."
+}
+
+// Handle lets code running inside a request close that request's
+// WebSocket. Middleware puts an empty Handle into each request's context;
+// Accept fills it.
+type Handle struct {
+	mu   sync.Mutex
+	conn *Conn
+}
+
+type handleKey struct{}
+
+func (h *Handle) set(c *Conn) {
+	h.mu.Lock()
+	h.conn = c
+	h.mu.Unlock()
+}
+
+// Middleware gives every request a Handle.
+func Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), handleKey{}, &Handle{})))
+	})
+}
+
+// ErrNoConn is returned by Close when ctx belongs to no WebSocket.
+var ErrNoConn = errors.New("wsconn: no websocket in this context")
+
+// Close closes the WebSocket of the request that ctx belongs to.
+func Close(ctx context.Context, code int, reason string) error {
+	h, ok := ctx.Value(handleKey{}).(*Handle)
+	if !ok {
+		return ErrNoConn
+	}
+	h.mu.Lock()
+	c := h.conn
+	h.mu.Unlock()
+	if c == nil {
+		return ErrNoConn
+	}
+	c.CloseWith(code, reason)
+	return nil
+}

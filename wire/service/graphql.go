@@ -1,0 +1,48 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/oshirase/oshirase/wire"
+)
+
+// Errors that components wrap so that the edge can answer them properly.
+var (
+	// ErrBadInput: the caller sent something unusable; the message says what.
+	ErrBadInput = errors.New("bad input")
+	// ErrUnavailable: a dependency (Redis) did not answer in time; retry.
+	ErrUnavailable = errors.New("temporarily unavailable")
+)
+
+// PresentError turns errors into GraphQL errors at the edge: bad input says
+// what was wrong (code BAD_USER_INPUT), an unavailable dependency says to
+// retry (UNAVAILABLE), anything else is logged and answered with a generic
+// message (INTERNAL) that leaks nothing.
+func PresentError(log *slog.Logger) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		var gqlErr *gqlerror.Error
+		if errors.As(err, &gqlErr) && gqlErr.Err == nil {
+			return gqlErr // parse and validation errors, already well formed
+		}
+		e := graphql.DefaultErrorPresenter(ctx, err)
+		switch {
+		case errors.Is(err, ErrBadInput), errors.Is(err, wire.ErrInvalidName):
+			e.Message = err.Error()
+			e.Extensions = map[string]any{"code": "BAD_USER_INPUT"}
+		case errors.Is(err, ErrUnavailable):
+			e.Message = "notification service temporarily unavailable; retry"
+			e.Extensions = map[string]any{"code": "UNAVAILABLE"}
+			log.Warn("request failed: dependency unavailable", "err", err)
+		default:
+			log.Error("request failed", "err", err)
+			e.Message = "internal error"
+			e.Extensions = map[string]any{"code": "INTERNAL"}
+		}
+		return e
+	}
+}
