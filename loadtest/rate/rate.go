@@ -73,6 +73,9 @@ func (p *Pacer) Handed() int64 {
 // ends) and claims them; n == 0 means stop.
 func (p *Pacer) Wait(ctx context.Context, max int) (first int64, n int) {
 	for {
+		if ctx.Err() != nil {
+			return p.Handed(), 0
+		}
 		first, n, wait, done := p.Take(time.Now(), max)
 		if n > 0 {
 			return first, n

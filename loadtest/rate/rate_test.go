@@ -99,3 +99,15 @@ func TestWaitCancel(t *testing.T) {
 		t.Fatalf("got %d slots before start", n)
 	}
 }
+
+func TestWaitCancelUnlimited(t *testing.T) {
+	p := rate.New(time.Now(), 0, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, n := p.Wait(ctx, 8); n != 8 {
+		t.Fatalf("got %d", n)
+	}
+	cancel()
+	if _, n := p.Wait(ctx, 8); n != 0 {
+		t.Fatalf("unlimited pacer ignored cancellation: %d", n)
+	}
+}
