@@ -5,7 +5,6 @@ package harness
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -22,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/oshirase/oshirase/wire/redistest"
 )
 
 // FreePort returns a TCP port that was free a moment ago.
@@ -74,58 +73,10 @@ func Binaries(tb testing.TB) (pub, sub string) {
 }
 
 // Redis is a redis-server of the test's own.
-type Redis struct {
-	Port int
-	Addr string
-	tb   testing.TB
-	cmd  *exec.Cmd
-	log  *bytes.Buffer
-}
+type Redis = redistest.Server
 
 // StartRedis starts redis-server on a free port, without persistence.
-func StartRedis(tb testing.TB) *Redis {
-	tb.Helper()
-	r := &Redis{Port: FreePort(tb), tb: tb}
-	r.Addr = fmt.Sprintf("127.0.0.1:%d", r.Port)
-	r.Start()
-	tb.Cleanup(r.Stop)
-	return r
-}
-
-// Start (re)starts the server on its port and waits until it answers.
-func (r *Redis) Start() {
-	r.tb.Helper()
-	r.log = &bytes.Buffer{}
-	r.cmd = exec.Command("redis-server", "--port", fmt.Sprint(r.Port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--maxclients", "20000")
-	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
-	if err := r.cmd.Start(); err != nil {
-		r.tb.Fatalf("start redis-server (is it installed? make test installs it): %v", err)
-	}
-	c := r.Client()
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			r.tb.Fatalf("redis-server did not start:\n%s", r.log)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// Stop kills the server (SIGKILL: no goodbye to its clients).
-func (r *Redis) Stop() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		_ = r.cmd.Process.Kill()
-		_ = r.cmd.Wait()
-		r.cmd = nil
-	}
-}
-
-// Client returns a new client of this server.
-func (r *Redis) Client() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1})
-}
+func StartRedis(tb testing.TB) *Redis { return redistest.Start(tb) }
 
 // Service is a running pub or sub binary.
 type Service struct {

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/oshirase/oshirase/wire"
 )
@@ -16,9 +15,12 @@ type TrustingAudience struct{}
 
 // Channels implements graph.Audience.
 func (TrustingAudience) Channels(_ context.Context, userName string) ([]wire.Channel, error) {
+	if err := wire.ValidateName("userName", userName, 0); err != nil {
+		return nil, err
+	}
 	ch, err := wire.PersonChannel(DemoTenant, userName)
 	if err != nil {
-		return nil, fmt.Errorf("userName: %w", err)
+		return nil, err
 	}
 	return []wire.Channel{ch}, nil
 }

@@ -1,10 +1,16 @@
-// Package wsconn plugs gorilla/websocket into gqlgen's WebSocket transport
-// and gives code deeper in a request (resolvers, the hub's drop callback) a
-// way to close the request's WebSocket with a code and a reason.
+// Package wsconn owns sub's streaming connections below GraphQL. It plugs
+// gorilla/websocket into gqlgen's WebSocket transport, makes the
+// graphql-transport-ws subprotocol follow its specification (close codes,
+// message validation, operation ids), gives code deeper in a request
+// (resolvers, the hub's drop callback) a way to close the request's
+// WebSocket with a code and a reason, and bounds gqlgen's SSE transport
+// the same way (write deadline, request size).
 package wsconn
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -74,6 +80,9 @@ func (im *Implementation) Accept(w http.ResponseWriter, r *http.Request, opts tr
 		return nil, err // Upgrade has answered the request already
 	}
 	conn := &Conn{c: c, writeTimeout: im.cfg.WriteTimeout, im: im}
+	if c.Subprotocol() == graphqlTransportWS {
+		conn.tws = newSession()
+	}
 	im.mu.Lock()
 	im.conns[conn] = struct{}{}
 	im.mu.Unlock()
@@ -83,6 +92,14 @@ func (im *Implementation) Accept(w http.ResponseWriter, r *http.Request, opts tr
 	return conn, nil
 }
 
+// graphqlTransportWS is the subprotocol of the graphql-ws library; the
+// legacy "graphql-ws" subprotocol keeps gqlgen's own behaviour.
+const graphqlTransportWS = "graphql-transport-ws"
+
+// drainTimeout bounds how long a protocol close waits for the client's
+// answering close frame before the socket is closed.
+const drainTimeout = time.Second
+
 // Conn adapts a gorilla connection to transport.WebsocketConn. gqlgen
 // serialises its writes; CloseWith may be called from anywhere.
 type Conn struct {
@@ -90,6 +107,9 @@ type Conn struct {
 	c            *websocket.Conn
 	writeTimeout time.Duration
 	closeOnce    sync.Once
+	tws          *session // nil unless the subprotocol is graphql-transport-ws
+	wmu          sync.Mutex
+	closing      bool // guarded by wmu: this package sent a protocol close
 }
 
 var (
@@ -98,29 +118,90 @@ var (
 	_ transport.WebsocketReadDeadliner = (*Conn)(nil)
 )
 
-// NextReader implements transport.WebsocketConn.
+// NextReader implements transport.WebsocketConn. On graphql-transport-ws
+// it reads whole messages and hands gqlgen only valid ones, in the form
+// the session chose; a violation closes the socket with its code.
 func (c *Conn) NextReader() (int, io.Reader, error) {
-	mt, r, err := c.c.NextReader()
-	if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseNoStatusReceived) {
-		return mt, nil, transport.ErrWebsocketClosed
+	for {
+		mt, r, err := c.c.NextReader()
+		if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseNoStatusReceived) {
+			return mt, nil, transport.ErrWebsocketClosed
+		}
+		if err != nil || c.tws == nil {
+			return mt, r, err
+		}
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return mt, nil, err
+		}
+		v := c.tws.inbound(data)
+		if v.close != nil {
+			c.closeProtocol(v.close)
+			return mt, nil, v.close
+		}
+		if v.reply != nil {
+			if err := c.write(v.reply); err != nil {
+				return mt, nil, err
+			}
+		}
+		if v.forward != nil {
+			return websocket.TextMessage, bytes.NewReader(v.forward), nil
+		}
 	}
-	return mt, r, err
+}
+
+// closeProtocol sends the close a protocol violation calls for, then reads
+// (and ignores) what the client still sends until its answering close, so
+// that closing the TCP connection cannot reset the close frame away.
+func (c *Conn) closeProtocol(e *CloseError) {
+	c.wmu.Lock()
+	c.closing = true
+	c.wmu.Unlock()
+	_ = c.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(e.Code, truncate(e.Reason)), time.Now().Add(c.writeTimeout))
+	_ = c.c.SetReadDeadline(time.Now().Add(drainTimeout))
+	for {
+		if _, _, err := c.c.NextReader(); err != nil {
+			return
+		}
+	}
 }
 
 // WriteJSON implements transport.WebsocketConn. A write that fails (the
 // peer stopped reading past the deadline, or went away) closes the socket,
 // which ends the read loop and with it every subscription of the connection.
 func (c *Conn) WriteJSON(v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if c.tws != nil {
+		if data, err = c.tws.outbound(data); err != nil || data == nil {
+			return err
+		}
+	}
+	return c.write(data)
+}
+
+func (c *Conn) write(data []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closing {
+		return websocket.ErrCloseSent
+	}
 	_ = c.c.SetWriteDeadline(time.Now().Add(c.writeTimeout))
-	if err := c.c.WriteJSON(v); err != nil {
+	if err := c.c.WriteMessage(websocket.TextMessage, data); err != nil {
 		_ = c.Close()
 		return err
 	}
 	return nil
 }
 
-// WriteClose implements transport.WebsocketConn.
+// WriteClose implements transport.WebsocketConn. On graphql-transport-ws
+// gqlgen's code is mapped to the one the protocol specifies.
 func (c *Conn) WriteClose(code int, reason string) error {
+	if c.tws != nil {
+		code, reason = c.tws.closeCode(code, reason)
+	}
 	return c.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, truncate(reason)), time.Now().Add(c.writeTimeout))
 }
 

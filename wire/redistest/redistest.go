@@ -1,0 +1,74 @@
+// Package redistest starts a real redis-server of a test's own, on a free
+// port and without persistence, that the test can stop and start again.
+package redistest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Server is a redis-server of the test's own.
+type Server struct {
+	Port int
+	Addr string
+	tb   testing.TB
+	cmd  *exec.Cmd
+	log  *bytes.Buffer
+}
+
+// Start starts redis-server on a free port; t.Cleanup kills it.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r := &Server{Port: ln.Addr().(*net.TCPAddr).Port, tb: tb}
+	ln.Close()
+	r.Addr = fmt.Sprintf("127.0.0.1:%d", r.Port)
+	r.Start()
+	tb.Cleanup(r.Stop)
+	return r
+}
+
+// Start (re)starts the server on its port and waits until it answers.
+func (r *Server) Start() {
+	r.tb.Helper()
+	r.log = &bytes.Buffer{}
+	r.cmd = exec.Command("redis-server", "--port", fmt.Sprint(r.Port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--maxclients", "20000")
+	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
+	if err := r.cmd.Start(); err != nil {
+		r.tb.Fatalf("start redis-server (is it installed? make test installs it): %v", err)
+	}
+	c := r.Client()
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			r.tb.Fatalf("redis-server did not start:\n%s", r.log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop kills the server (SIGKILL: no goodbye to its clients).
+func (r *Server) Stop() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		_ = r.cmd.Process.Kill()
+		_ = r.cmd.Wait()
+		r.cmd = nil
+	}
+}
+
+// Client returns a new client of this server.
+func (r *Server) Client() *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1})
+}
