@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -43,6 +44,8 @@ func main() {
 		err = reportCmd(os.Args[2:])
 	case "redis-bench":
 		err = redisBenchCmd(ctx, os.Args[2:])
+	case "freeport":
+		err = freePort()
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -50,4 +53,15 @@ func main() {
 		log.Error("oshirase-load", "err", err)
 		os.Exit(1)
 	}
+}
+
+// freePort prints a TCP port that is free on 127.0.0.1 right now.
+func freePort() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	fmt.Println(ln.Addr().(*net.TCPAddr).Port)
+	return nil
 }

@@ -263,7 +263,7 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
-var rpsLine = regexp.MustCompile(`([0-9.]+) requests per second`)
+var rpsLine = regexp.MustCompile(`: ([0-9.]+) requests per second`)
 
 // redisBenchCmd runs redis-benchmark's PUBLISH test and records it as the
 // S5 ceiling.
@@ -278,7 +278,8 @@ func redisBenchCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	cmd := exec.CommandContext(ctx, "redis-benchmark", "-h", "127.0.0.1", "-p", strconv.Itoa(*port),
-		"-n", strconv.Itoa(*n), "-c", strconv.Itoa(*clients), "-P", strconv.Itoa(*pipeline), "-q", "-t", "publish")
+		"-n", strconv.Itoa(*n), "-c", strconv.Itoa(*clients), "-P", strconv.Itoa(*pipeline), "-q",
+		"publish", "bench:redis-benchmark", "lt:0:0")
 	raw, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("redis-benchmark: %w: %s", err, raw)

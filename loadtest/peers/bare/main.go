@@ -79,7 +79,9 @@ func run(log *slog.Logger) error {
 		if err != nil {
 			return
 		}
-		h.serve(ws)
+		// Park the connection on a fresh goroutine: net/http's own stack
+		// has grown while handling the upgrade and dies with this return.
+		go h.serve(ws)
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	srv := &http.Server{Addr: ":" + env("PORT", "8091"), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -165,10 +167,7 @@ type inFrame struct {
 // serve is the one goroutine a connection keeps: it parks in ReadMessage.
 func (h *hub) serve(ws *websocket.Conn) {
 	c := &conn{ws: ws}
-	mine := map[string]struct {
-		ch string
-		s  *sub
-	}{}
+	mine := owned{}
 	defer func() {
 		for _, m := range mine {
 			h.remove(m.ch, m.s)
@@ -181,41 +180,57 @@ func (h *hub) serve(ws *websocket.Conn) {
 		if err != nil {
 			return
 		}
-		var f inFrame
-		if json.Unmarshal(msg, &f) != nil {
+		// Handle the message on a short-lived goroutine so that the parked
+		// reader's stack never grows (JSON decoding, Redis SUBSCRIBE).
+		ok := make(chan bool)
+		go func() { ok <- h.handle(c, msg, mine) }()
+		if !<-ok {
 			return
 		}
-		switch f.Type {
-		case "connection_init":
-			_ = c.write([]byte(`{"type":"connection_ack"}`))
-		case "ping":
-			_ = c.write([]byte(`{"type":"pong"}`))
-		case "subscribe":
-			user := ""
-			for _, v := range f.Payload.Variables {
-				if s, ok := v.(string); ok {
-					user = s
-				}
-			}
-			wch, err := wire.PersonChannel(h.tenant, user)
-			ch := string(wch)
-			if err != nil {
-				_ = c.write([]byte(`{"id":` + strconv.Quote(f.ID) + `,"type":"error","payload":[{"message":"bad user"}]}`))
-				continue
-			}
-			s := &sub{c: c, prefix: []byte(`{"id":` + strconv.Quote(f.ID) + `,"type":"next","payload":`)}
-			mine[f.ID] = struct {
-				ch string
-				s  *sub
-			}{ch, s}
-			h.add(ch, s)
-		case "complete":
-			if m, ok := mine[f.ID]; ok {
-				h.remove(m.ch, m.s)
-				delete(mine, f.ID)
+	}
+}
+
+type owned = map[string]struct {
+	ch string
+	s  *sub
+}
+
+// handle acts on one client message; false closes the connection.
+func (h *hub) handle(c *conn, msg []byte, mine owned) bool {
+	var f inFrame
+	if json.Unmarshal(msg, &f) != nil {
+		return false
+	}
+	switch f.Type {
+	case "connection_init":
+		_ = c.write([]byte(`{"type":"connection_ack"}`))
+	case "ping":
+		_ = c.write([]byte(`{"type":"pong"}`))
+	case "subscribe":
+		user := ""
+		for _, v := range f.Payload.Variables {
+			if s, ok := v.(string); ok {
+				user = s
 			}
 		}
+		wch, err := wire.PersonChannel(h.tenant, user)
+		if err != nil {
+			_ = c.write([]byte(`{"id":` + strconv.Quote(f.ID) + `,"type":"error","payload":[{"message":"bad user"}]}`))
+			return true
+		}
+		s := &sub{c: c, prefix: []byte(`{"id":` + strconv.Quote(f.ID) + `,"type":"next","payload":`)}
+		mine[f.ID] = struct {
+			ch string
+			s  *sub
+		}{string(wch), s}
+		h.add(string(wch), s)
+	case "complete":
+		if m, ok := mine[f.ID]; ok {
+			h.remove(m.ch, m.s)
+			delete(mine, f.ID)
+		}
 	}
+	return true
 }
 
 // readRedis is the single Pub/Sub reader; it encodes each notice once and
