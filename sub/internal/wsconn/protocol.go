@@ -214,7 +214,7 @@ func parse(data []byte) (message, string) {
 		return message{}, "Message is missing the 'type' property"
 	}
 	var m message
-	if err := json.Unmarshal(rawType, &m.Type); err != nil {
+	if err := json.Unmarshal(rawType, &m.Type); err != nil || isNull(rawType) {
 		return message{}, "Message expects the 'type' property to be a string"
 	}
 	if p := fields["payload"]; !isNull(p) {

@@ -1,0 +1,325 @@
+package wsconn_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler/testserver"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/gorilla/websocket"
+
+	"github.com/oshirase/oshirase/sub/internal/wsconn"
+)
+
+// start serves gqlgen's test schema (Subscription.name, fed by
+// SendNextSubscriptionMessage) over the adapter.
+func start(t *testing.T, ws transport.Websocket) (*testserver.TestServer, string) {
+	t.Helper()
+	srv := testserver.New()
+	ws.Implementation = wsconn.New(wsconn.Config{WriteTimeout: time.Second})
+	srv.AddTransport(ws)
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	return srv, "ws" + strings.TrimPrefix(hs.URL, "http")
+}
+
+type msg struct {
+	ID      string          `json:"id,omitempty"`
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+type client struct {
+	t      *testing.T
+	conn   *websocket.Conn
+	msgs   chan msg
+	code   int
+	reason string
+	done   chan struct{}
+}
+
+func dial(t *testing.T, url, protocol string) *client {
+	t.Helper()
+	d := websocket.Dialer{Subprotocols: []string{protocol}}
+	conn, _, err := d.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &client{t: t, conn: conn, msgs: make(chan msg, 100), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		for {
+			_, data, err := conn.ReadMessage()
+			if err != nil {
+				var ce *websocket.CloseError
+				if errors.As(err, &ce) {
+					c.code, c.reason = ce.Code, ce.Text
+				}
+				return
+			}
+			var m msg
+			if err := json.Unmarshal(data, &m); err != nil {
+				t.Errorf("server sent invalid JSON %q", data)
+			}
+			c.msgs <- m
+		}
+	}()
+	t.Cleanup(func() { _ = conn.Close() })
+	return c
+}
+
+func (c *client) send(raw string) {
+	c.t.Helper()
+	if err := c.conn.WriteMessage(websocket.TextMessage, []byte(raw)); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// next returns the next message, or fails.
+func (c *client) next() msg {
+	c.t.Helper()
+	select {
+	case m := <-c.msgs:
+		return m
+	case <-c.done:
+		select { // a message that came just before the close
+		case m := <-c.msgs:
+			return m
+		default:
+		}
+		c.t.Fatalf("closed with %d %q while waiting for a message", c.code, c.reason)
+	case <-time.After(5 * time.Second):
+		c.t.Fatal("no message within 5s")
+	}
+	return msg{}
+}
+
+func (c *client) expect(typ, id string) msg {
+	c.t.Helper()
+	m := c.next()
+	if m.Type != typ || m.ID != id {
+		c.t.Fatalf("got %s %q %s, want %s %q", m.Type, m.ID, m.Payload, typ, id)
+	}
+	return m
+}
+
+// closed waits for the server's close and returns its code and reason,
+// failing on any message that arrives first.
+func (c *client) closed() (int, string) {
+	c.t.Helper()
+	select {
+	case m := <-c.msgs:
+		c.t.Fatalf("got %s %q %s, want a close", m.Type, m.ID, m.Payload)
+	case <-c.done:
+		return c.code, c.reason
+	case <-time.After(5 * time.Second):
+		c.t.Fatal("not closed within 5s")
+	}
+	return 0, ""
+}
+
+func (c *client) ack() {
+	c.t.Helper()
+	c.send(`{"type":"connection_init"}`)
+	c.expect("connection_ack", "")
+}
+
+const sub = `{"query":"subscription { name }"}`
+
+func subscribe(id string) string {
+	return `{"id":"` + id + `","type":"subscribe","payload":` + sub + `}`
+}
+
+func TestCloseCodes(t *testing.T) {
+	_, url := start(t, transport.Websocket{InitTimeout: 200 * time.Millisecond})
+	for _, tc := range []struct {
+		name   string
+		ack    bool
+		send   []string
+		code   int
+		reason string
+	}{
+		{"not JSON", false, []string{`{`}, 4400, "JSON object"},
+		{"not an object", false, []string{`[1]`}, 4400, "JSON object"},
+		{"no type", true, []string{`{"id":"1"}`}, 4400, "missing the 'type'"},
+		{"type not a string", true, []string{`{"type":1}`}, 4400, "'type' property to be a string"},
+		{"unknown type", true, []string{`{"type":"start","id":"1","payload":` + sub + `}`}, 4400, `Invalid message 'type' property "start"`},
+		{"server's type", true, []string{`{"type":"next","id":"1","payload":{}}`}, 4400, "Unexpected message of type next"},
+		{"init payload not an object", false, []string{`{"type":"connection_init","payload":"token"}`}, 4400, "'payload'"},
+		{"subscribe without id", true, []string{`{"type":"subscribe","payload":` + sub + `}`}, 4400, "'id'"},
+		{"subscribe with empty id", true, []string{`{"type":"subscribe","id":"","payload":` + sub + `}`}, 4400, "'id'"},
+		{"subscribe without query", true, []string{`{"type":"subscribe","id":"1","payload":{}}`}, 4400, "'query'"},
+		{"subscribe with bad variables", true, []string{`{"type":"subscribe","id":"1","payload":{"query":"{name}","variables":[]}}`}, 4400, "'variables'"},
+		{"complete without id", true, []string{`{"type":"complete"}`}, 4400, "'id'"},
+		{"subscribe before init", false, []string{subscribe("1")}, 4401, "Unauthorized"},
+		{"no init", false, nil, 4408, "Connection initialisation timeout"},
+		{"id in use", true, []string{subscribe("a"), subscribe("a")}, 4409, "Subscriber for a already exists"},
+		{"second init", true, []string{`{"type":"connection_init"}`}, 4429, "Too many initialisation requests"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, url, "graphql-transport-ws")
+			if tc.ack {
+				c.ack()
+			}
+			for _, s := range tc.send {
+				c.send(s)
+			}
+			code, reason := c.closed()
+			if code != tc.code || !strings.Contains(reason, tc.reason) {
+				t.Fatalf("closed with %d %q, want %d %q", code, reason, tc.code, tc.reason)
+			}
+		})
+	}
+}
+
+func TestRefusedInit(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		ctx    func(context.Context) context.Context
+		code   int
+		reason string
+	}{
+		{"InitFunc chose 4403", func(ctx context.Context) context.Context {
+			return transport.AppendCloseReason(transport.WithWebsocketCloseCode(ctx, 4403), "token expired")
+		}, 4403, "token expired"},
+		{"InitFunc chose no code", func(ctx context.Context) context.Context { return ctx }, 4403, "Forbidden"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, url := start(t, transport.Websocket{InitFunc: func(ctx context.Context, _ transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+				return tc.ctx(ctx), nil, errors.New("no")
+			}})
+			c := dial(t, url, "graphql-transport-ws")
+			c.send(`{"type":"connection_init","payload":{"Authorization":"Bearer x"}}`)
+			if code, reason := c.closed(); code != tc.code || reason != tc.reason {
+				t.Fatalf("closed with %d %q, want %d %q", code, reason, tc.code, tc.reason)
+			}
+		})
+	}
+}
+
+func TestPingBeforeInit(t *testing.T) {
+	_, url := start(t, transport.Websocket{})
+	c := dial(t, url, "graphql-transport-ws")
+	c.send(`{"type":"ping","payload":{"n":1}}`)
+	if m := c.expect("pong", ""); string(m.Payload) != `{"n":1}` {
+		t.Fatalf("pong payload %s", m.Payload)
+	}
+	c.send(`{"type":"pong"}`) // unsolicited pongs are allowed and ignored
+	c.ack()
+	c.send(`{"type":"ping"}`)
+	c.expect("pong", "")
+}
+
+// A client may reuse an id once it has completed it; gqlgen's late
+// "complete" for the old operation must not end the new one, and nothing
+// for the old one may follow the client's complete.
+func TestIDReuseAfterClientComplete(t *testing.T) {
+	srv, url := start(t, transport.Websocket{})
+	c := dial(t, url, "graphql-transport-ws")
+	c.ack()
+	c.send(subscribe("a"))
+	srv.SendNextSubscriptionMessage()
+	c.expect("next", "a")
+	c.send(`{"type":"complete","id":"a"}`)
+	c.send(`{"type":"complete","id":"never-started"}`) // ignored
+	c.send(subscribe("a"))
+	// The old operation's goroutine may still take a message or two from
+	// the test schema's shared feed before it sees its end; those are
+	// dropped, so feed until the new operation has one.
+	fed := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-fed:
+				return
+			default:
+				srv.SendNextSubscriptionMessage()
+			}
+		}
+	}()
+	c.expect("next", "a")
+	close(fed)
+	c.send(`{"type":"ping"}`)
+	for m := c.next(); m.Type != "pong"; m = c.next() {
+		if m.Type != "next" || m.ID != "a" {
+			t.Fatalf("got %s %q, want next for a or pong", m.Type, m.ID)
+		}
+	}
+	c.send(subscribe("a")) // still live: now it is a duplicate
+	for {
+		select {
+		case m := <-c.msgs:
+			if m.Type != "next" || m.ID != "a" {
+				t.Fatalf("got %s %q, want next for a or a close", m.Type, m.ID)
+			}
+			continue
+		case <-c.done:
+		}
+		break
+	}
+	if c.code != 4409 {
+		t.Fatalf("closed with %d, want 4409", c.code)
+	}
+}
+
+// The server completing an operation frees its id.
+func TestIDReuseAfterServerComplete(t *testing.T) {
+	srv, url := start(t, transport.Websocket{})
+	c := dial(t, url, "graphql-transport-ws")
+	c.ack()
+	c.send(subscribe("a"))
+	srv.SendNextSubscriptionMessage()
+	c.expect("next", "a")
+	srv.SendCompleteSubscriptionMessage()
+	c.expect("complete", "a")
+	c.send(subscribe("a"))
+	srv.SendNextSubscriptionMessage()
+	c.expect("next", "a")
+}
+
+// "error" ends an operation: no "complete" may follow it.
+func TestNoCompleteAfterError(t *testing.T) {
+	_, url := start(t, transport.Websocket{})
+	c := dial(t, url, "graphql-transport-ws")
+	c.ack()
+	c.send(`{"type":"subscribe","id":"bad","payload":{"query":"subscription { nope }"}}`)
+	c.expect("error", "bad")
+	c.send(`{"type":"ping"}`)
+	c.expect("pong", "")
+	c.send(`{"type":"subscribe","id":"bad","payload":` + sub + `}`) // the id is free again
+	c.send(`{"type":"ping"}`)
+	c.expect("pong", "")
+}
+
+// The legacy subprotocol keeps gqlgen's behaviour: connection_error, 1002.
+func TestLegacyUnchanged(t *testing.T) {
+	_, url := start(t, transport.Websocket{})
+	c := dial(t, url, "graphql-ws")
+	c.send(`{`)
+	c.expect("connection_error", "")
+	if code, _ := c.closed(); code != 1002 {
+		t.Fatalf("closed with %d, want 1002", code)
+	}
+}
+
+// gqlgen closing a live connection on its own (its context ended) sends
+// 1001, which graphql-ws clients retry with backoff, never 1000.
+func TestServerEndsLiveConnection(t *testing.T) {
+	cancel := make(chan struct{})
+	_, url := start(t, transport.Websocket{InitFunc: func(ctx context.Context, _ transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+		ctx, stop := context.WithCancel(ctx)
+		go func() { <-cancel; stop() }()
+		return ctx, nil, nil
+	}})
+	c := dial(t, url, "graphql-transport-ws")
+	c.ack()
+	close(cancel)
+	if code, _ := c.closed(); code != 1001 {
+		t.Fatalf("closed with %d, want 1001", code)
+	}
+}
