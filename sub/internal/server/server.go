@@ -17,6 +17,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/oshirase/oshirase/sub/graph"
+	"github.com/oshirase/oshirase/sub/internal/demo"
 	"github.com/oshirase/oshirase/sub/internal/hub"
 	"github.com/oshirase/oshirase/sub/internal/wsconn"
 	"github.com/oshirase/oshirase/wire/service"
@@ -70,6 +71,11 @@ func New(cfg Config, d Deps) http.Handler {
 			d.Logger.Debug("websocket error", "err", err)
 		},
 	})
+	gql.AddTransport(wsconn.SSE{ // before POST, which would take these requests too
+		SSE:          transport.SSE{KeepAlivePingInterval: cfg.KeepAlive},
+		WriteTimeout: cfg.WriteTimeout,
+		ReadLimit:    cfg.ReadLimit,
+	})
 	gql.AddTransport(transport.Options{})
 	gql.AddTransport(transport.POST{})
 	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
@@ -87,6 +93,7 @@ func New(cfg Config, d Deps) http.Handler {
 	if cfg.Playground {
 		mux.Handle("GET /{$}", playground.Handler("oshirase sub", "/graphql"))
 	}
+	mux.Handle("GET /demo", demo.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if err := d.Ready(); err != nil {
