@@ -1,0 +1,206 @@
+package e2e_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oshirase/oshirase/dev/gqlws"
+	"github.com/oshirase/oshirase/dev/harness"
+)
+
+// sseEvent is one server-sent event, or a comment (Event "", Comment set).
+type sseEvent struct {
+	Event, Data, Comment string
+}
+
+type sseStream struct {
+	resp   *http.Response
+	cancel context.CancelFunc
+	events chan sseEvent
+}
+
+// openSSE subscribes to user's notices the way graphql-sse does in its
+// "distinct connections" mode: one POST per subscription, answered with
+// an event stream.
+func openSSE(t *testing.T, s *harness.Service, user string, header ...string) *sseStream {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{
+		"query":     `subscription($u:String!){onNotificationReceived(userName:$u){id text timestamp}}`,
+		"variables": map[string]any{"u": user},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	st := &sseStream{resp: resp, cancel: cancel, events: make(chan sseEvent, 1000)}
+	t.Cleanup(st.Close)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		return st
+	}
+	go func() {
+		defer close(st.events)
+		sc := bufio.NewScanner(resp.Body)
+		var ev sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if ev != (sseEvent{}) {
+					st.events <- ev
+				}
+				ev = sseEvent{}
+			case strings.HasPrefix(line, ":"):
+				st.events <- sseEvent{Comment: strings.TrimSpace(line[1:])}
+			case strings.HasPrefix(line, "event:"):
+				ev.Event = strings.TrimSpace(line[6:])
+			case strings.HasPrefix(line, "data:"):
+				ev.Data += strings.TrimSpace(line[5:])
+			}
+		}
+	}()
+	return st
+}
+
+// Close is what a browser does when the tab goes: drop the connection.
+func (st *sseStream) Close() {
+	st.cancel()
+	st.resp.Body.Close()
+}
+
+// nextNotice returns the text of the next notice that is not a probe,
+// skipping comments.
+func (st *sseStream) nextNotice(t *testing.T, timeout time.Duration) (string, bool) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case ev, ok := <-st.events:
+			if !ok {
+				t.Fatal("stream ended")
+			}
+			if ev.Event == "" {
+				continue
+			}
+			if ev.Event != "next" {
+				t.Fatalf("got event %q %s, want next", ev.Event, ev.Data)
+			}
+			var p struct {
+				Data struct {
+					N gqlws.Notification `json:"onNotificationReceived"`
+				} `json:"data"`
+				Errors json.RawMessage `json:"errors"`
+			}
+			if err := json.Unmarshal([]byte(ev.Data), &p); err != nil || len(p.Errors) > 0 {
+				t.Fatalf("next event %s: %v", ev.Data, err)
+			}
+			if strings.HasPrefix(p.Data.N.Text, "probe:") {
+				continue
+			}
+			return p.Data.N.Text, true
+		case <-deadline:
+			return "", false
+		}
+	}
+}
+
+// A notice reaches an SSE subscriber as a "next" event, idle streams get
+// keep-alive comments, and when the client goes, so does its
+// subscription.
+func TestSSEDelivers(t *testing.T) {
+	s := startStack(t, "KEEPALIVE_INTERVAL=200ms")
+	st := openSSE(t, s.sub, "erin")
+	if st.resp.StatusCode != 200 || st.resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("status %d, Content-Type %q", st.resp.StatusCode, st.resp.Header.Get("Content-Type"))
+	}
+	s.pub.WaitReceivers("erin", 1)
+	if got := send(t, s.pub, "erin", "over SSE"); got != 1 {
+		t.Fatalf("receivedUsers = %d, want 1", got)
+	}
+	if text, ok := st.nextNotice(t, 10*time.Second); !ok || text != "over SSE" {
+		t.Fatalf("got %q, %v; want the notice", text, ok)
+	}
+
+	start := time.Now()
+	for ev := range st.events {
+		if ev.Comment == "ping" {
+			break
+		}
+		if ev.Event != "" {
+			t.Fatalf("unexpected event %+v while idle", ev)
+		}
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("no keep-alive comment within %s", waited)
+	}
+
+	st.Close()
+	eventually(t, 10*time.Second, "the subscription released", func() bool {
+		return metric(t, s.sub, "oshirase_sub_subscriptions") == 0
+	})
+	s.pub.WaitReceivers("erin", 0)
+}
+
+// SSE and WebSocket subscribers of one user each get one copy; another
+// user's stream stays silent.
+func TestSSEAlongsideWebSocket(t *testing.T) {
+	s := startStack(t)
+	tab1 := openSSE(t, s.sub, "frank")
+	tab2 := openSSE(t, s.sub, "frank")
+	ws := connect(t, s.sub, gqlws.TransportWS)
+	subscribe(t, ws, "1", "frank")
+	other := openSSE(t, s.sub, "grace")
+	s.pub.WaitReceivers("frank", 3)
+	s.pub.WaitReceivers("grace", 1)
+
+	if got := send(t, s.pub, "frank", "everywhere"); got != 3 {
+		t.Fatalf("receivedUsers = %d, want 3", got)
+	}
+	for _, st := range []*sseStream{tab1, tab2} {
+		if text, ok := st.nextNotice(t, 10*time.Second); !ok || text != "everywhere" {
+			t.Fatalf("got %q, %v", text, ok)
+		}
+	}
+	expectNotice(t, ws, "everywhere")
+	send(t, s.pub, "grace", "only grace")
+	if text, ok := other.nextNotice(t, 10*time.Second); !ok || text != "only grace" {
+		t.Fatalf("grace got %q, %v; want only her own notice", text, ok)
+	}
+	for _, st := range []*sseStream{tab1, tab2} {
+		if text, ok := st.nextNotice(t, 300*time.Millisecond); ok {
+			t.Fatalf("second copy or someone else's notice: %q", text)
+		}
+	}
+}
+
+// The limits of /graphql apply to SSE: the origin allowlist and the
+// request size.
+func TestSSELimits(t *testing.T) {
+	s := startStack(t, "ALLOWED_ORIGINS=http://app.test", "READ_LIMIT=1KiB")
+	if st := openSSE(t, s.sub, "heidi", "Origin", "http://evil.test"); st.resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("foreign origin: status %d, want 403", st.resp.StatusCode)
+	}
+	st := openSSE(t, s.sub, "heidi", "Origin", "http://app.test")
+	if st.resp.StatusCode != 200 || st.resp.Header.Get("Access-Control-Allow-Origin") != "http://app.test" {
+		t.Fatalf("allowed origin: status %d, CORS %q", st.resp.StatusCode, st.resp.Header.Get("Access-Control-Allow-Origin"))
+	}
+	s.pub.WaitReceivers("heidi", 1)
+
+	big := openSSE(t, s.sub, strings.Repeat("x", 4<<10))
+	if big.resp.Header.Get("Content-Type") == "text/event-stream" {
+		t.Fatal("a request over READ_LIMIT was streamed")
+	}
+}
