@@ -60,8 +60,8 @@ func TestRedisConnectionsStayConstant(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "2000 channels subscribed", func() bool {
-		chs, _ := rdb.PubSubChannels(ctx, "*").Result()
+	eventually(t, 30*time.Second, "2000 personal channels subscribed", func() bool {
+		chs, _ := rdb.PubSubChannels(ctx, "oshirase:v1:{default/p/*").Result()
 		return len(chs) == users
 	})
 	s.pub.WaitReceivers("user-1999", 1)

@@ -14,6 +14,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/oshirase/oshirase/pub/graph/model"
+	"github.com/oshirase/oshirase/wire"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -37,6 +38,7 @@ type DirectiveRoot struct {
 
 type ComplexityRoot struct {
 	Mutation struct {
+		Publish          func(childComplexity int, input model.PublishInput) int
 		SendNotification func(childComplexity int, to string, text string) int
 	}
 
@@ -57,6 +59,7 @@ type ComplexityRoot struct {
 
 type MutationResolver interface {
 	SendNotification(ctx context.Context, to string, text string) (*model.SendNotificationResponse, error)
+	Publish(ctx context.Context, input model.PublishInput) (*model.SendNotificationResponse, error)
 }
 type QueryResolver interface {
 	Ok(ctx context.Context) (bool, error)
@@ -80,6 +83,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	_ = ec
 	switch typeName + "." + field {
 
+	case "Mutation.publish":
+		if e.ComplexityRoot.Mutation.Publish == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_publish_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.Publish(childComplexity, args["input"].(model.PublishInput)), true
 	case "Mutation.sendNotification":
 		if e.ComplexityRoot.Mutation.SendNotification == nil {
 			break
@@ -126,7 +140,9 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
-		return graphql.NewInputUnmarshalerIndex()
+		return graphql.NewInputUnmarshalerIndex(
+			graphql.NewInputUnmarshaler("PublishInput", ec.unmarshalInputPublishInput),
+		)
 	}
 	first := true
 
@@ -349,6 +365,20 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 
 // region    ***************************** args.gotpl *****************************
 
+func (ec *executionContext) field_Mutation_publish_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.PublishInput, error) {
+			return ec.unmarshalNPublishInput2githubᚗcomᚋoshiraseᚋoshiraseᚋpubᚋgraphᚋmodelᚐPublishInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_sendNotification_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -497,6 +527,50 @@ func (ec *executionContext) fieldContext_Mutation_sendNotification(ctx context.C
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_sendNotification_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_publish(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_publish(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().Publish(ctx, fc.Args["input"].(model.PublishInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SendNotificationResponse) graphql.Marshaler {
+			return ec.marshalNSendNotificationResponse2ᚖgithubᚗcomᚋoshiraseᚋoshiraseᚋpubᚋgraphᚋmodelᚐSendNotificationResponse(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_publish(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SendNotificationResponse(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_publish_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -1744,6 +1818,69 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputPublishInput(ctx context.Context, obj any) (model.PublishInput, error) {
+	var it model.PublishInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"scope", "to", "tenant", "text"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "scope":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("scope"))
+			data, err := ec.unmarshalNScope2githubᚗcomᚋoshiraseᚋoshiraseᚋwireᚐScope(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Scope = data
+		case "to":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("to"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.To = data
+		case "tenant":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tenant"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Tenant = data
+		case "text":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("text"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Text = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalPublishInput unmarshals raw into the PublishInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalPublishInput(ctx context.Context, raw any) (model.PublishInput, error) {
+	var out model.PublishInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "PublishInput", raw, &out)
+	return out, err
+}
+
 // endregion **************************** input.gotpl *****************************
 
 // region    ************************** interface.gotpl ***************************
@@ -1774,6 +1911,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "sendNotification":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_sendNotification(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "publish":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_publish(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -2297,6 +2441,41 @@ func (ec *executionContext) marshalNInt2int64(ctx context.Context, sel ast.Selec
 	}
 	return res
 }
+
+func (ec *executionContext) unmarshalNPublishInput2githubᚗcomᚋoshiraseᚋoshiraseᚋpubᚋgraphᚋmodelᚐPublishInput(ctx context.Context, v any) (model.PublishInput, error) {
+	res, err := ec.unmarshalInputPublishInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNScope2githubᚗcomᚋoshiraseᚋoshiraseᚋwireᚐScope(ctx context.Context, v any) (wire.Scope, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNScope2githubᚗcomᚋoshiraseᚋoshiraseᚋwireᚐScope[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNScope2githubᚗcomᚋoshiraseᚋoshiraseᚋwireᚐScope(ctx context.Context, sel ast.SelectionSet, v wire.Scope) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNScope2githubᚗcomᚋoshiraseᚋoshiraseᚋwireᚐScope[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Scope!")
+	}
+	return res
+}
+
+var (
+	unmarshalNScope2githubᚗcomᚋoshiraseᚋoshiraseᚋwireᚐScope = map[string]wire.Scope{
+		"PERSON":  wire.ScopePerson,
+		"STORE":   wire.ScopeStore,
+		"COMPANY": wire.ScopeCompany,
+		"PUBLIC":  wire.ScopePublic,
+	}
+	marshalNScope2githubᚗcomᚋoshiraseᚋoshiraseᚋwireᚐScope = map[wire.Scope]string{
+		wire.ScopePerson:  "PERSON",
+		wire.ScopeStore:   "STORE",
+		wire.ScopeCompany: "COMPANY",
+		wire.ScopePublic:  "PUBLIC",
+	}
+)
 
 func (ec *executionContext) marshalNSendNotificationResponse2ᚖgithubᚗcomᚋoshiraseᚋoshiraseᚋpubᚋgraphᚋmodelᚐSendNotificationResponse(ctx context.Context, sel ast.SelectionSet, v *model.SendNotificationResponse) graphql.Marshaler {
 	if v == nil {

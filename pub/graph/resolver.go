@@ -17,9 +17,9 @@ type Publisher interface {
 	Publish(ctx context.Context, tenant string, scope wire.Scope, to, text string) (received int, msg *wire.Message, err error)
 }
 
-// Resolver holds the resolvers' dependencies.
+// Resolver holds the resolvers' dependencies. The caller's identity is in
+// the request context (auth.FromContext), put there by the authenticating
+// middleware.
 type Resolver struct {
 	Publisher Publisher
-	// Tenant is the tenant of AUTH_MODE=none.
-	Tenant string
 }

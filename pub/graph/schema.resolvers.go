@@ -9,16 +9,25 @@ import (
 	"context"
 
 	"github.com/oshirase/oshirase/pub/graph/model"
+	"github.com/oshirase/oshirase/pub/internal/access"
 	"github.com/oshirase/oshirase/wire"
 )
 
 // SendNotification is the resolver for the sendNotification field.
 func (r *mutationResolver) SendNotification(ctx context.Context, to string, text string) (*model.SendNotificationResponse, error) {
-	n, msg, err := r.Publisher.Publish(ctx, r.Tenant, wire.ScopePerson, to, text)
-	if err != nil {
-		return nil, err
+	return r.publish(ctx, access.Target{Scope: wire.ScopePerson, To: to}, text)
+}
+
+// Publish is the resolver for the publish field.
+func (r *mutationResolver) Publish(ctx context.Context, input model.PublishInput) (*model.SendNotificationResponse, error) {
+	t := access.Target{Scope: input.Scope}
+	if input.To != nil {
+		t.To = *input.To
 	}
-	return &model.SendNotificationResponse{ReceivedUsers: int64(n), ID: msg.ID, Timestamp: msg.Timestamp()}, nil
+	if input.Tenant != nil {
+		t.Tenant = *input.Tenant
+	}
+	return r.publish(ctx, t, input.Text)
 }
 
 // Ok is the resolver for the ok field.

@@ -9,6 +9,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/oshirase/oshirase/wire"
+	"github.com/oshirase/oshirase/wire/auth"
 )
 
 // Errors that components wrap so that the edge can answer them properly.
@@ -17,12 +18,15 @@ var (
 	ErrBadInput = errors.New("bad input")
 	// ErrUnavailable: a dependency (Redis) did not answer in time; retry.
 	ErrUnavailable = errors.New("temporarily unavailable")
+	// ErrForbidden: the caller is known but may not do this.
+	ErrForbidden = errors.New("forbidden")
 )
 
 // PresentError turns errors into GraphQL errors at the edge: bad input says
-// what was wrong (code BAD_USER_INPUT), an unavailable dependency says to
-// retry (UNAVAILABLE), anything else is logged and answered with a generic
-// message (INTERNAL) that leaks nothing.
+// what was wrong (code BAD_USER_INPUT), a rejected credential or action says
+// so (UNAUTHENTICATED, FORBIDDEN), an unavailable dependency says to retry
+// (UNAVAILABLE), anything else is logged and answered with a generic message
+// (INTERNAL) that leaks nothing.
 func PresentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		var gqlErr *gqlerror.Error
@@ -34,6 +38,12 @@ func PresentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case errors.Is(err, ErrBadInput), errors.Is(err, wire.ErrInvalidName):
 			e.Message = err.Error()
 			e.Extensions = map[string]any{"code": "BAD_USER_INPUT"}
+		case errors.Is(err, auth.ErrUnauthenticated):
+			e.Message = err.Error()
+			e.Extensions = map[string]any{"code": "UNAUTHENTICATED"}
+		case errors.Is(err, ErrForbidden):
+			e.Message = err.Error()
+			e.Extensions = map[string]any{"code": "FORBIDDEN"}
 		case errors.Is(err, ErrUnavailable):
 			e.Message = "notification service temporarily unavailable; retry"
 			e.Extensions = map[string]any{"code": "UNAVAILABLE"}

@@ -2,7 +2,20 @@
 
 package model
 
+import (
+	"github.com/oshirase/oshirase/wire"
+)
+
 type Mutation struct {
+}
+
+type PublishInput struct {
+	Scope wire.Scope `json:"scope"`
+	// The user (PERSON) or store (STORE); leave out for COMPANY and PUBLIC.
+	To *string `json:"to,omitempty"`
+	// The tenant to address; defaults to the caller's. Only platform credentials may name another.
+	Tenant *string `json:"tenant,omitempty"`
+	Text   string  `json:"text"`
 }
 
 type Query struct {

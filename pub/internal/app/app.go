@@ -35,12 +35,17 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	rdb := redis.NewClient(&opt)
 	defer rdb.Close()
 
+	authenticate, closeAuth, err := newAuthenticator(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeAuth()
 	pubr := publisher.New(publisher.Config{Client: rdb, MaxTextBytes: cfg.MaxTextBytes, Timeout: cfg.PublishTimeout})
 	origins := service.NewOrigins(cfg.AllowedOrigins)
 	if origins.Any() {
 		log.Warn("ALLOWED_ORIGINS is *: any web page may call pub; list your frontends' origins in production")
 	}
-	srv, err := service.Listen(fmt.Sprintf(":%d", cfg.Port), newHandler(cfg, origins, pubr, rdb, log), log)
+	srv, err := service.Listen(fmt.Sprintf(":%d", cfg.Port), newHandler(cfg, origins, authenticate, pubr, rdb, log), log)
 	if err != nil {
 		return err
 	}
@@ -61,8 +66,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	return nil
 }
 
-func newHandler(cfg config.Config, origins service.Origins, p graph.Publisher, rdb *redis.Client, log *slog.Logger) http.Handler {
-	gql := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{Publisher: p, Tenant: DemoTenant}}))
+func newHandler(cfg config.Config, origins service.Origins, authenticate service.Authenticator, p graph.Publisher, rdb *redis.Client, log *slog.Logger) http.Handler {
+	gql := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{Publisher: p}}))
 	gql.AddTransport(transport.Options{})
 	gql.AddTransport(transport.POST{})
 	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
@@ -71,7 +76,7 @@ func newHandler(cfg config.Config, origins service.Origins, p graph.Publisher, r
 	}
 	gql.SetErrorPresenter(service.PresentError(log))
 
-	api := origins.Guard(gql)
+	api := origins.Guard(service.RequireCredentials(authenticate, gql))
 	mux := http.NewServeMux()
 	mux.Handle("/query", api)
 	mux.Handle("/graphql", api)

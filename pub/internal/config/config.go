@@ -4,10 +4,12 @@
 package config
 
 import (
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/oshirase/oshirase/wire/auth"
 	"github.com/oshirase/oshirase/wire/service"
 )
 
@@ -24,6 +26,11 @@ type Config struct {
 	Introspection   bool           // INTROSPECTION, default true
 	LogLevel        string         // LOG_LEVEL, default info
 	LogFormat       string         // LOG_FORMAT, default text
+
+	AuthMode service.AuthMode // AUTH_MODE, default none
+	JWT      auth.Config      // JWT_*, in jwt mode (optional when API keys are set)
+	HasJWT   bool             // a JWT key source is configured
+	APIKeys  auth.APIKeys     // PUBLISHER_API_KEYS, e.g. "key1:acme,key2:*"
 }
 
 // Load reads the configuration through lookup (nil: the process
@@ -40,6 +47,22 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		Introspection:   e.Bool("INTROSPECTION", true),
 		LogLevel:        e.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:       e.OneOf("LOG_FORMAT", "text", "text", "json"),
+	}
+	c.AuthMode, c.JWT, c.HasJWT = e.LoadAuth(true)
+	if spec := e.String("PUBLISHER_API_KEYS", ""); spec != "" {
+		keys, err := auth.ParseAPIKeys(spec)
+		if err != nil {
+			e.Fail("PUBLISHER_API_KEYS", "%v", err)
+		}
+		c.APIKeys = keys
+	}
+	if c.AuthMode == service.AuthJWT {
+		if !c.HasJWT && c.APIKeys.Len() == 0 {
+			e.Fail("AUTH_MODE=jwt", "set PUBLISHER_API_KEYS or one of JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWT_PUBLIC_KEY, JWT_JWKS_URL")
+		}
+		if slices.Contains(c.AllowedOrigins, "*") {
+			e.Fail("ALLOWED_ORIGINS", "must list your frontends' origins in AUTH_MODE=jwt (* with credentials would let any web page publish as a signed-in caller)")
+		}
 	}
 	opt, err := service.RedisOptions(e.String("REDIS_URL", "localhost:6379"))
 	if err != nil {

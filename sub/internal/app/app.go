@@ -13,12 +13,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/oshirase/oshirase/sub/graph"
 	"github.com/oshirase/oshirase/sub/internal/broker"
 	"github.com/oshirase/oshirase/sub/internal/config"
 	"github.com/oshirase/oshirase/sub/internal/hub"
 	"github.com/oshirase/oshirase/sub/internal/server"
 	"github.com/oshirase/oshirase/sub/internal/wsconn"
 	"github.com/oshirase/oshirase/wire"
+	"github.com/oshirase/oshirase/wire/auth"
 	"github.com/oshirase/oshirase/wire/service"
 )
 
@@ -45,6 +47,19 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	h = hub.New(hub.Config{Broker: b, QueueSize: cfg.QueueSize, Logger: log})
 
+	var verifier *auth.Verifier
+	var audience graph.Audience = server.TrustingAudience{}
+	if cfg.AuthMode == service.AuthJWT {
+		verifier, err = auth.NewVerifier(ctx, cfg.JWT)
+		if err != nil {
+			return fmt.Errorf("AUTH_MODE=jwt: %w", err)
+		}
+		defer verifier.Close()
+		audience = server.TokenAudience{}
+		log.Info("AUTH_MODE=jwt: subscribers are identified by verified tokens")
+	} else {
+		log.Warn("AUTH_MODE=none: userName is trusted from the client, so anyone can read anyone's notices; use AUTH_MODE=jwt in production")
+	}
 	origins := service.NewOrigins(cfg.AllowedOrigins)
 	if origins.Any() {
 		log.Warn("ALLOWED_ORIGINS is *: any web page may connect; list your frontends' origins in production")
@@ -60,9 +75,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		WriteTimeout:  cfg.WriteTimeout,
 		Playground:    cfg.Playground,
 		Introspection: cfg.Introspection,
+		Verifier:      verifier,
+		AuthCookie:    cfg.AuthCookie,
 	}, server.Deps{
 		Hub:      h,
-		Audience: server.TrustingAudience{},
+		Audience: audience,
 		Ready: func() error {
 			if !b.Healthy() {
 				return errors.New("redis pub/sub connection is down")

@@ -4,10 +4,12 @@
 package config
 
 import (
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/oshirase/oshirase/wire/auth"
 	"github.com/oshirase/oshirase/wire/service"
 )
 
@@ -30,6 +32,10 @@ type Config struct {
 	PprofAddr       string         // PPROF_ADDR, default off
 	LogLevel        string         // LOG_LEVEL, default info
 	LogFormat       string         // LOG_FORMAT, default text
+
+	AuthMode   service.AuthMode // AUTH_MODE, default none
+	JWT        auth.Config      // JWT_*, required in jwt mode
+	AuthCookie string           // AUTH_COOKIE, default none: cookie holding the token
 }
 
 // Load reads the configuration through lookup (nil: the process
@@ -52,6 +58,11 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		PprofAddr:       e.String("PPROF_ADDR", ""),
 		LogLevel:        e.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:       e.OneOf("LOG_FORMAT", "text", "text", "json"),
+	}
+	c.AuthMode, c.JWT, _ = e.LoadAuth(false)
+	c.AuthCookie = e.String("AUTH_COOKIE", "")
+	if c.AuthMode == service.AuthJWT && slices.Contains(c.AllowedOrigins, "*") {
+		e.Fail("ALLOWED_ORIGINS", "must list your frontends' origins in AUTH_MODE=jwt (* with credentials would let any web page act as a signed-in user)")
 	}
 	opt, err := service.RedisOptions(e.String("REDIS_URL", "localhost:6379"))
 	if err != nil {

@@ -1,0 +1,60 @@
+// Package access decides what a publisher may address: a tenant-bound
+// credential reaches only its own tenant; a platform credential may address
+// any tenant and the public channel.
+package access
+
+import (
+	"fmt"
+
+	"github.com/oshirase/oshirase/wire"
+	"github.com/oshirase/oshirase/wire/auth"
+	"github.com/oshirase/oshirase/wire/service"
+)
+
+// Target is one audience a publisher asked for.
+type Target struct {
+	Tenant string // "" means the caller's own
+	Scope  wire.Scope
+	To     string // user or store; empty for company and public
+}
+
+// Resolve checks that caller may publish to t and fills in the tenant.
+func Resolve(caller auth.Identity, t Target) (Target, error) {
+	if !caller.Publisher && !caller.Platform {
+		return Target{}, fmt.Errorf("%w: this credential may not publish (it needs the publisher role)", service.ErrForbidden)
+	}
+	own := caller.Tenant
+	if own == auth.PlatformTenant {
+		own = ""
+	}
+	switch {
+	case t.Scope == wire.ScopePublic:
+		if !caller.Platform {
+			return Target{}, fmt.Errorf("%w: only platform credentials may publish to everyone", service.ErrForbidden)
+		}
+		if t.To != "" || t.Tenant != "" {
+			return Target{}, fmt.Errorf("%w: a PUBLIC notice takes neither to nor tenant", service.ErrBadInput)
+		}
+		return t, nil
+	case t.Tenant == "":
+		if own == "" {
+			return Target{}, fmt.Errorf("%w: platform credentials have no tenant of their own: name one (publish(input: {tenant: …}))", service.ErrBadInput)
+		}
+		t.Tenant = own
+	case t.Tenant != own && !caller.Platform:
+		return Target{}, fmt.Errorf("%w: this credential may only publish to its own tenant", service.ErrForbidden)
+	}
+	switch t.Scope {
+	case wire.ScopeCompany:
+		if t.To != "" {
+			return Target{}, fmt.Errorf("%w: a COMPANY notice takes no to", service.ErrBadInput)
+		}
+	case wire.ScopePerson, wire.ScopeStore:
+		if t.To == "" {
+			return Target{}, fmt.Errorf("%w: to is empty", service.ErrBadInput)
+		}
+	default:
+		return Target{}, fmt.Errorf("%w: unknown scope %q", service.ErrBadInput, t.Scope)
+	}
+	return t, nil
+}
