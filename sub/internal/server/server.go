@@ -20,6 +20,7 @@ import (
 	"github.com/oshirase/oshirase/sub/internal/demo"
 	"github.com/oshirase/oshirase/sub/internal/hub"
 	"github.com/oshirase/oshirase/sub/internal/wsconn"
+	"github.com/oshirase/oshirase/wire/auth"
 	"github.com/oshirase/oshirase/wire/service"
 )
 
@@ -37,6 +38,10 @@ type Config struct {
 	WriteTimeout  time.Duration // a write blocked longer cuts the peer off
 	Playground    bool
 	Introspection bool
+	// Verifier checks tokens in AUTH_MODE=jwt; nil trusts clients (none).
+	Verifier *auth.Verifier
+	// AuthCookie names a cookie that may carry the token ("" = none).
+	AuthCookie string
 }
 
 // Deps are the parts the handler serves.
@@ -61,7 +66,14 @@ func New(cfg Config, d Deps) http.Handler {
 		},
 	}
 	gql := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: resolver}))
+	var authn authenticator
+	var initFunc transport.WebsocketInitFunc
+	if cfg.Verifier != nil {
+		authn = authenticator{v: cfg.Verifier, cookie: cfg.AuthCookie}
+		initFunc = authn.initFunc
+	}
 	gql.AddTransport(transport.Websocket{
+		InitFunc:              initFunc,
 		Implementation:        d.WS,
 		KeepAlivePingInterval: cfg.KeepAlive,
 		PingPongInterval:      cfg.KeepAlive,
@@ -89,7 +101,11 @@ func New(cfg Config, d Deps) http.Handler {
 	})
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", cfg.Origins.Guard(wsconn.Middleware(gql)))
+	var api http.Handler = wsconn.Middleware(gql)
+	if cfg.Verifier != nil {
+		api = authn.keepRequestToken(service.RequireCredentials(authn.http, api))
+	}
+	mux.Handle("/graphql", cfg.Origins.Guard(api))
 	if cfg.Playground {
 		mux.Handle("GET /{$}", playground.Handler("oshirase sub", "/graphql"))
 	}
