@@ -249,4 +249,7 @@ log "redis-benchmark PUBLISH"
   -fact "centrifugo=$CENTRIFUGO_VERSION" -fact "load average when the run began=$LOADAVG" -fact "p99 bound for S2=$P99_BOUND" \
   -fact "publishing S2-S4=Redis PUBLISH (oshirase, bare: wire format; node: its channel) or Centrifugo HTTP batch API" \
   -fact "S5=oshirase pub / Node mutation over keep-alive HTTP, 32 concurrent; Centrifugo /api/publish, 32 concurrent"
-log "done in $(( $(date +%s) - START )) s; results in $RES"
+# results.* is always the latest run; a copy per mode keeps the other one.
+mkdir -p "$RES/$MODE"
+cp "$RES/results.json" "$RES/results.md" "$RES/plot.svg" "$RES/$MODE/"
+log "done in $(( $(date +%s) - START )) s; results in $RES (and $RES/$MODE)"
