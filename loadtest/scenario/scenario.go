@@ -130,6 +130,9 @@ func (r *Runner) Connect(ctx context.Context, settle time.Duration) (report.Run,
 	}
 	hand := time.Since(start)
 	r.cfg.Log.Info("connected", "peer", r.cfg.Peer, "conns", r.conns, "subs", r.subs, "errors", run.ConnectErrors, "secs", hand.Seconds())
+	if r.subs == 0 {
+		return run, fmt.Errorf("scenario: no subscription connected (%s)", run.Note)
+	}
 	if err := r.waitReady(ctx); err != nil {
 		run.Note = joinNote(run.Note, err.Error())
 	}

@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/signal"
@@ -55,13 +56,19 @@ func main() {
 	}
 }
 
-// freePort prints a TCP port that is free on 127.0.0.1 right now.
+// freePort prints a TCP port that is free right now, chosen below the
+// kernel's ephemeral range (32768+) so that the load tool's own client
+// sockets never take it between this check and the server's bind.
 func freePort() error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
+	for i := 0; i < 200; i++ {
+		port := 20000 + rand.IntN(12000)
+		ln, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		fmt.Println(port)
+		return nil
 	}
-	defer ln.Close()
-	fmt.Println(ln.Addr().(*net.TCPAddr).Port)
-	return nil
+	return fmt.Errorf("no free port in 20000-31999")
 }
