@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -198,7 +199,16 @@ func (r *Results) SVG() string {
 	lat.render(&b, 0, 0, 400, h-40, colors)
 	thr.render(&b, 400, 0, 400, h-40, colors)
 	bc.render(&b, 800, 0, 400, h-40, colors)
-	for i, p := range peers {
+	var drawn []string
+	for _, p := range peers {
+		for _, c := range []chart{lat, thr, bc} {
+			if slices.ContainsFunc(c.lines, func(s series) bool { return s.name == p }) {
+				drawn = append(drawn, p)
+				break
+			}
+		}
+	}
+	for i, p := range drawn {
 		x := 60 + i*180
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="14" height="4" fill="%s"/><text x="%d" y="%d" font-size="12">%s</text>`+"\n", x, h-22, colors[p], x+18, h-17, esc(p))
 	}

@@ -397,6 +397,7 @@ func (r *Runner) Broadcast(ctx context.Context, count int) (report.Run, error) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	sort.Float64s(toAll)
+	run.SentRate, run.Published = 0, int64(count)
 	run.SetLatency(&all)
 	run.ToAll = toAll[len(toAll)/2]
 	run.Delivered, run.Drops, run.Expected = delivered, lost, delivered+lost
