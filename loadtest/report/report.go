@@ -209,6 +209,15 @@ func (r *Results) Summary() string {
 		} else if len(r.find(p, "S2")) > 0 {
 			cells[3] = "none sustained"
 		}
+		for _, x := range r.find(p, "S2") {
+			if strings.HasPrefix(x.Label, "held") {
+				verdict := "held"
+				if !x.Sustainable {
+					verdict = "NOT held"
+				}
+				cells[3] += fmt.Sprintf("; %s %s: %s/s, p99 %s", verdict, strings.TrimPrefix(x.Label, "held "), num(x.DeliveriesPerSec), ms(x.P99))
+			}
+		}
 		for _, x := range r.find(p, "S3") {
 			cell := fmt.Sprintf("%s / %s", ms(x.P50), ms(x.P99))
 			if x.Drops > 0 {
