@@ -83,7 +83,10 @@ func checkValue(s string) string {
 		return "not UTF-8"
 	}
 	for _, r := range s {
-		if unicode.IsControl(r) {
+		// The same rule as wire.ValidateName: names are compared byte for
+		// byte, so invisible formatting characters (bidi overrides, zero
+		// widths) would make look-alike identities.
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
 			return "has control characters"
 		}
 	}
