@@ -459,3 +459,58 @@ func TestRandomizedIsolation(t *testing.T) {
 		}
 	}
 }
+
+// Tokens also come from "authToken" in connection_init, the upgrade
+// request's Authorization header, and a configured cookie.
+func TestTokenSources(t *testing.T) {
+	s := jwtStack(t, "AUTH_COOKIE=oshirase_token")
+	tok := userToken(t, "bob", "acme", "")
+	if _, err := gqlws.Connect(s.sub.WSURL(), gqlws.TransportWS, map[string]any{"authToken": tok}); err != nil {
+		t.Fatalf("authToken: %v", err)
+	}
+	for name, h := range map[string]http.Header{
+		"header": {"Authorization": {"Bearer " + tok}},
+		"cookie": {"Cookie": {"oshirase_token=" + tok}},
+	} {
+		c, _, err := gqlws.Dial(s.sub.WSURL(), gqlws.TransportWS, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.Send(gqlws.Msg{Type: "connection_init"})
+		if m, err := c.Next(5 * time.Second); err != nil || m.Type != "connection_ack" {
+			t.Fatalf("%s: %+v, %v", name, m, err)
+		}
+		c.Close()
+	}
+	req, _ := http.NewRequest(http.MethodPost, s.sub.URL+"/graphql", strings.NewReader(`{"query":"{ok}"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.AddCookie(&http.Cookie{Name: "oshirase_token", Value: tok})
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("POST with cookie: %v, %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
+// Introspection and the Playground can be switched off.
+func TestPlaygroundAndIntrospectionSwitches(t *testing.T) {
+	r := harness.StartRedis(t)
+	for _, svc := range []*harness.Service{
+		harness.StartPub(t, r, "PLAYGROUND=false", "INTROSPECTION=false"),
+		harness.StartSub(t, r, "PLAYGROUND=false", "INTROSPECTION=false"),
+	} {
+		resp, err := http.Get(svc.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: Playground answered %d with PLAYGROUND=false", svc.Name, resp.StatusCode)
+		}
+		path := "/graphql"
+		q, err := svc.Post(path, `{ __schema { types { name } } }`, nil)
+		if err != nil || len(q.Errors) == 0 {
+			t.Errorf("%s: introspection allowed with INTROSPECTION=false: %+v %v", svc.Name, q, err)
+		}
+	}
+}

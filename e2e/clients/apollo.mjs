@@ -19,11 +19,14 @@ const SEND_NOTIFICATION = gql`
 `;
 
 // pubUrl: e.g. http://localhost:8080/query; subUrl: e.g. ws://localhost:8081/graphql
-export function createNotificationsClient({ pubUrl, subUrl }) {
+// token: with AUTH_MODE=jwt, the signed-in user's JWT; sub reads it from
+// connection_init's payload (connectionParams).
+export function createNotificationsClient({ pubUrl, subUrl, token }) {
+  const connectionParams = token ? { Authorization: `Bearer ${token}` } : undefined;
   return new ApolloClient({
     link: ApolloLink.split(
       ({ operationType }) => operationType === OperationTypeNode.SUBSCRIPTION,
-      new GraphQLWsLink(createClient({ url: subUrl, webSocketImpl: WebSocket })),
+      new GraphQLWsLink(createClient({ url: subUrl, webSocketImpl: WebSocket, connectionParams })),
       new HttpLink({ uri: pubUrl }),
     ),
     cache: new InMemoryCache(),

@@ -166,14 +166,17 @@ class Service {
  * Starts redis-server, pub and sub. Options:
  *   name     — used for the log folder under artifacts/logs/ (default: pid)
  *   pubEnv   — extra environment for pub
- *   subEnv   — extra environment for sub (e.g. ALLOWED_ORIGINS, later JWT keys)
+ *   subEnv   — extra environment for sub (e.g. ALLOWED_ORIGINS, JWT keys)
+ *   pubAuthorization — Authorization header for the stack's own sends
+ *              (AUTH_MODE=jwt: "Bearer <API key or publisher token>")
  */
-export async function startStack({ name = `stack-${process.pid}`, pubEnv = {}, subEnv = {} } = {}) {
+export async function startStack({ name = `stack-${process.pid}`, pubEnv = {}, subEnv = {}, pubAuthorization } = {}) {
   const logDir = path.join(ARTIFACTS_DIR, 'logs', name);
   rmSync(logDir, { recursive: true, force: true });
   mkdirSync(logDir, { recursive: true });
 
   const stack = new Stack(logDir);
+  stack.pubAuthorization = pubAuthorization;
   try {
     await stack.startRedis();
     const [pubPort, subPort] = [await freePort(), await freePort()];
@@ -231,7 +234,11 @@ class Stack {
   async send(to, text) {
     const res = await fetch(`${this.pubUrl}/query`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json',
+        ...(this.pubAuthorization ? { authorization: this.pubAuthorization } : {}),
+      },
       body: JSON.stringify({ query: SEND_MUTATION, variables: { to, text } }),
       signal: AbortSignal.timeout(5_000),
     });

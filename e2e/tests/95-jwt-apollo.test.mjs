@@ -1,0 +1,54 @@
+// AUTH_MODE=jwt: Apollo Client sends the user's token in connectionParams
+// and receives the notices meant for it; without a token, or with another
+// user's name, it gets nothing.
+import { before, after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createNotificationsClient, subscribeToNotices } from '../clients/apollo.mjs';
+import { Inbox, describeErrors, useStack, waitUntil } from '../lib/harness.mjs';
+import { assertFreshNotice } from '../lib/expect.mjs';
+import { userToken } from '../lib/jwt.mjs';
+
+const SECRET = 'e2e-js-secret-that-is-long-enough-for-hs256';
+const API_KEY = 'acme-publisher-key-0123456789';
+const jwtEnv = { AUTH_MODE: 'jwt', JWT_SECRET: SECRET, ALLOWED_ORIGINS: 'http://localhost:3000' };
+
+const stack = useStack({ before, after }, {
+  name: 'jwt-apollo',
+  pubEnv: { ...jwtEnv, PUBLISHER_API_KEYS: `${API_KEY}:acme` },
+  subEnv: jwtEnv,
+  pubAuthorization: `Bearer ${API_KEY}`,
+});
+
+test('Apollo Client with a token in connectionParams receives its notices', async () => {
+  const token = userToken(SECRET, { sub: 'bob', tenant: 'acme' });
+  const client = createNotificationsClient({ pubUrl: `${stack.pubUrl}/query`, subUrl: stack.subWsUrl, token });
+  const inbox = new Inbox('bob');
+  try {
+    const unsubscribe = subscribeToNotices(client, 'bob', inbox.push, inbox.fail);
+    await stack.waitForSubscribers('bob', 1);
+    const text = 'Signed-in notice';
+    const sent = await stack.send('bob', text);
+    assert.equal(sent.receivedUsers, 1);
+    assertFreshNotice(await inbox.waitForText(text), { text, id: sent.id });
+    unsubscribe();
+    await stack.waitForSubscribers('bob', 0);
+    assert.equal(inbox.errors.length, 0, describeErrors(inbox.errors));
+  } finally {
+    client.stop();
+  }
+});
+
+test("subscribing under another user's name is refused", async () => {
+  const token = userToken(SECRET, { sub: 'mallory', tenant: 'acme' });
+  const client = createNotificationsClient({ pubUrl: `${stack.pubUrl}/query`, subUrl: stack.subWsUrl, token });
+  const inbox = new Inbox('bob');
+  try {
+    subscribeToNotices(client, 'bob', inbox.push, inbox.fail);
+    await waitUntil(() => inbox.errors.length > 0, { describe: () => 'an error for the foreign subscription' });
+    assert.match(describeErrors(inbox.errors), /userName must be the token's own user/);
+    const sent = await stack.send('bob', 'not for mallory');
+    assert.equal(sent.receivedUsers, 0);
+  } finally {
+    client.stop();
+  }
+});
