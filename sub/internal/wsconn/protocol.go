@@ -169,8 +169,24 @@ func (s *session) outbound(data []byte) ([]byte, error) {
 	if m.Type == "complete" || m.Type == "error" {
 		s.forget(op)
 	}
-	m.ID = op.client
-	return encode(m), nil
+	return m.withID(op.client), nil
+}
+
+// withID encodes m under id. The payload came from gqlgen's encoder and
+// is copied as is: this runs for every notice, so no second pass over it.
+func (m message) withID(id string) []byte {
+	quoted, _ := json.Marshal(id)
+	b := make([]byte, 0, len(m.Payload)+len(quoted)+len(m.Type)+32)
+	b = append(b, `{"id":`...)
+	b = append(b, quoted...)
+	b = append(b, `,"type":"`...)
+	b = append(b, m.Type...) // one of the protocol's type names
+	b = append(b, '"')
+	if len(m.Payload) > 0 {
+		b = append(b, `,"payload":`...)
+		b = append(b, m.Payload...)
+	}
+	return append(b, '}')
 }
 
 // closeCode maps a close gqlgen chose to the one the protocol specifies.
