@@ -27,8 +27,8 @@ lint:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
 
-test-go: ## Go unit and end-to-end tests, with the race detector
-	for m in $(MODULES); do (cd $$m && $(GO) test -race -count=1 -timeout 10m ./...); done
+test-go: build ## Go unit and end-to-end tests, with the race detector
+	status=0; for m in $(MODULES); do (cd $$m && $(GO) test -race -count=1 -timeout 12m ./...) || status=1; done; exit $$status
 
 test-js: build ## real client libraries and the browser
 	./e2e/run.sh

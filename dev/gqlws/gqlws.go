@@ -112,6 +112,12 @@ func (c *Client) read() {
 		if err := json.Unmarshal(data, &m); err != nil {
 			m = Msg{Type: "<invalid json>", Payload: data}
 		}
+		if m.Type == "ping" && c.Protocol == TransportWS {
+			// Answer at once, as real clients do, however long the test
+			// takes to read: the server closes a peer that misses pongs.
+			_ = c.Send(Msg{Type: "pong"})
+			continue
+		}
 		c.Msgs <- m
 	}
 }
@@ -164,10 +170,7 @@ func (c *Client) Next(timeout time.Duration) (Msg, error) {
 				return Msg{}, fmt.Errorf("gqlws: closed with %d %q", code, text)
 			}
 			switch m.Type {
-			case "ka", "ping", "pong":
-				if m.Type == "ping" {
-					_ = c.Send(Msg{Type: "pong"})
-				}
+			case "ka", "pong":
 				continue
 			}
 			return m, nil

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,16 +23,8 @@ import (
 	"github.com/oshirase/oshirase/wire/redistest"
 )
 
-// FreePort returns a TCP port that was free a moment ago.
-func FreePort(tb testing.TB) int {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+// FreePort returns a TCP port that is free now (see redistest.FreePort).
+func FreePort(tb testing.TB) int { return redistest.FreePort(tb) }
 
 // Root is the repository root.
 func Root(tb testing.TB) string {

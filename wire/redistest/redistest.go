@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os/exec"
 	"testing"
 	"time"
@@ -26,12 +25,7 @@ type Server struct {
 // Start starts redis-server on a free port; t.Cleanup kills it.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	r := &Server{Port: ln.Addr().(*net.TCPAddr).Port, tb: tb}
-	ln.Close()
+	r := &Server{Port: FreePort(tb), tb: tb}
 	r.Addr = fmt.Sprintf("127.0.0.1:%d", r.Port)
 	r.Start()
 	tb.Cleanup(r.Stop)

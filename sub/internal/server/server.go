@@ -108,8 +108,8 @@ func New(cfg Config, d Deps) http.Handler {
 	mux.Handle("/graphql", cfg.Origins.Guard(api))
 	if cfg.Playground {
 		mux.Handle("GET /{$}", playground.Handler("oshirase sub", "/graphql"))
+		mux.Handle("GET /demo", demo.Handler())
 	}
-	mux.Handle("GET /demo", demo.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if err := d.Ready(); err != nil {
