@@ -221,7 +221,7 @@ func loopbackOnly(target string) error {
 
 func reportCmd(args []string) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
-	in := fs.String("in", "loadtest/results/tmp", "directory of per-run JSON files")
+	in := fs.String("in", "loadtest/results/tmp", "directory of per-run JSON files, or one results.json to re-render")
 	outDir := fs.String("out", "loadtest/results", "where results.json, results.md and plot.svg go")
 	mode := fs.String("mode", "quick", "quick or full")
 	machine := fs.String("machine", "", "machine description")
@@ -230,12 +230,22 @@ func reportCmd(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	res, err := report.LoadDir(*in)
-	if err != nil {
-		return err
+	var res *report.Results
+	if st, err := os.Stat(*in); err == nil && !st.IsDir() {
+		// re-render an earlier results.json with this build's tables
+		if res, err = report.Load(*in); err != nil {
+			return err
+		}
+		if res.Facts == nil {
+			res.Facts = map[string]string{}
+		}
+	} else {
+		if res, err = report.LoadDir(*in); err != nil {
+			return err
+		}
+		res.Mode, res.Machine = *mode, *machine
+		res.Generated = time.Now().UTC().Format(time.RFC3339)
 	}
-	res.Mode, res.Machine = *mode, *machine
-	res.Generated = time.Now().UTC().Format(time.RFC3339)
 	for _, f := range facts {
 		if k, v, ok := strings.Cut(f, "="); ok {
 			res.Facts[k] = v
