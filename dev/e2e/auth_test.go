@@ -335,7 +335,9 @@ func TestJWKSRotation(t *testing.T) {
 // tokens, random publishes over every scope; each connection receives
 // exactly its expected set — 0 leaks, 0 misses — over 100,000+ deliveries.
 func TestRandomizedIsolation(t *testing.T) {
-	s := jwtStack(t, "QUEUE_SIZE=4096")
+	// An isolation test, not a slow-consumer one: generous queue and write
+	// deadline so that a loaded test machine cannot cut a reader off.
+	s := jwtStack(t, "QUEUE_SIZE=4096", "WRITE_TIMEOUT=30s")
 	rng := rand.New(rand.NewPCG(1, 2))
 	type member struct{ tenant, store, user string }
 	var members []member
