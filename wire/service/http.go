@@ -52,6 +52,20 @@ func (s *Server) Serve() error {
 	return nil
 }
 
+// Run serves until ctx ends, then shuts down within timeout. It returns
+// nil after a graceful stop, or why serving failed.
+func (s *Server) Run(ctx context.Context, timeout time.Duration) error {
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.Serve() }()
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+		s.log.Info("shutting down")
+		return s.Shutdown(timeout)
+	}
+}
+
 // Shutdown stops accepting, waits up to timeout for requests in flight,
 // then closes what is left.
 func (s *Server) Shutdown(timeout time.Duration) error {

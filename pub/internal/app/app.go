@@ -5,7 +5,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -51,15 +50,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	log.Info("pub listening", "addr", srv.Addr().String(), "graphql", "/query", "playground", cfg.Playground, "redis", opt.Addr)
 
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve() }()
-	select {
-	case err = <-serveErr:
-	case <-ctx.Done():
-		log.Info("shutting down")
-		err = srv.Shutdown(cfg.ShutdownTimeout)
-	}
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+	err = srv.Run(ctx, cfg.ShutdownTimeout)
+	if err != nil {
 		return err
 	}
 	log.Info("pub stopped")

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"runtime"
 
 	"github.com/redis/go-redis/v9"
@@ -97,19 +96,12 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	srv.RegisterOnShutdown(func() { ws.CloseAll(1001, "server shutting down; reconnect") })
 	log.Info("sub listening", "addr", srv.Addr().String(), "graphql", "/graphql", "playground", cfg.Playground, "redis", opt.Addr)
 
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve() }()
-	select {
-	case err = <-serveErr:
-	case <-ctx.Done():
-		log.Info("shutting down")
-		err = srv.Shutdown(cfg.ShutdownTimeout)
-	}
+	err = srv.Run(ctx, cfg.ShutdownTimeout)
 	h.Close()
 	if cerr := b.Close(); cerr != nil && !errors.Is(cerr, redis.ErrClosed) {
 		log.Warn("closing broker", "err", cerr)
 	}
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err != nil {
 		return err
 	}
 	log.Info("sub stopped")
