@@ -270,6 +270,7 @@ oshirase is up — Ctrl-C stops everything
 
   pub   http://localhost:%[1]d/          GraphQL Playground (POST /query)
   sub   http://localhost:%[2]d/          GraphQL Playground (WebSocket /graphql)
+  demo  http://localhost:%[2]d/demo      live notices in the browser, with a send form
   redis %[3]s
 
   1. In the sub Playground, subscribe:
