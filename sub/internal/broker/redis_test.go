@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -158,6 +159,41 @@ func TestRedisRestartRestoresSubscriptionsAndCounts(t *testing.T) {
 	if !b.Healthy() {
 		t.Fatal("not healthy after restart")
 	}
+}
+
+// Subscriptions that come and go while Redis is down leave Redis, once it
+// is back, subscribed to exactly the channels that have subscribers.
+func TestViewsAgreeAfterChangesDuringAnOutage(t *testing.T) {
+	srv := redistest.Start(t)
+	b, _, rdb := start(t, srv)
+	ctx := context.Background()
+	stay, _ := wire.PersonChannel("acme", "stay")
+	leave, _ := wire.PersonChannel("acme", "leave")
+	for _, ch := range []wire.Channel{stay, leave} {
+		if err := b.Subscribe(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.Stop()
+	waitFor(t, "unhealthy", func() bool { return !b.Healthy() })
+	b.Unsubscribe(leave)
+	late, _ := wire.PersonChannel("acme", "late")
+	lateDone := make(chan error, 1)
+	go func() { lateDone <- b.Subscribe(ctx, late) }() // waits for Redis
+	srv.Start()
+	if err := <-lateDone; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "redis subscribed to exactly stay and late", func() bool {
+		chs, _ := rdb.PubSubChannels(ctx, "*").Result()
+		slices.Sort(chs)
+		want := []string{string(late), string(stay)}
+		slices.Sort(want)
+		return slices.Equal(chs, want)
+	})
+	waitFor(t, "counts", func() bool {
+		return publish(t, rdb, stay, "x") == 1 && publish(t, rdb, late, "x") == 1 && publish(t, rdb, leave, "x") == 0
+	})
 }
 
 func TestSubscribeWhileRedisIsDownFailsInTime(t *testing.T) {
