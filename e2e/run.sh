@@ -13,7 +13,9 @@ if [[ "$(cat node_modules/.e2e-lock-sum 2>/dev/null)" != "$lock_sum" ]]; then
   echo "$lock_sum" > node_modules/.e2e-lock-sum
 fi
 
-if [[ ! -x /usr/bin/chromium ]]; then
+# CHROMIUM names another Chromium-family browser (e.g. google-chrome on
+# GitHub's Ubuntu runners, where the chromium package is only a snap stub).
+if [[ -z "${CHROMIUM:-}" && ! -x /usr/bin/chromium ]]; then
   echo "e2e: installing Chromium" >&2
   apt-get update
   DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
