@@ -17,6 +17,7 @@ import (
 
 	"github.com/oshirase/oshirase/dev/gqlws"
 	"github.com/oshirase/oshirase/dev/harness"
+	"github.com/oshirase/oshirase/wire"
 )
 
 // 3. 2,000 subscriptions for 2,000 users: Redis sees a small constant
@@ -278,3 +279,37 @@ func TestRedisRestart(t *testing.T) {
 }
 
 var _ = harness.FreePort
+
+// A subscriber that falls behind by more than its queue is dropped and told
+// why: close code 1013 with the reason, and it is counted.
+func TestSlowConsumerIsToldWhy(t *testing.T) {
+	s := startStack(t, "QUEUE_SIZE=4")
+	c := connect(t, s.sub, gqlws.TransportWS)
+	subscribe(t, c, "1", "slowpoke")
+	s.pub.WaitReceivers("slowpoke", 1)
+
+	// A burst straight into Redis, faster than any socket drains.
+	rdb := s.redis.Client()
+	defer rdb.Close()
+	ch, _ := wire.PersonChannel("default", "slowpoke")
+	pipe := rdb.Pipeline()
+	for i := range 2000 {
+		m, _ := wire.NewMessage(fmt.Sprint("burst ", i), wire.ScopePerson, time.Now())
+		p, _ := m.Encode()
+		pipe.Publish(context.Background(), string(ch), p)
+	}
+	if _, err := pipe.Exec(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.Closed():
+	case <-time.After(20 * time.Second):
+		t.Fatal("slow consumer not dropped")
+	}
+	if code, reason := c.CloseStatus(); code != 1013 || !strings.Contains(reason, "slow consumer") {
+		t.Fatalf("closed with %d %q, want 1013 slow consumer", code, reason)
+	}
+	if got := metric(t, s.sub, "oshirase_sub_slow_dropped_total"); got != 1 {
+		t.Fatalf("slow_dropped_total = %d", got)
+	}
+}
