@@ -72,9 +72,8 @@ func New(cfg Config, d Deps) http.Handler {
 		authn = authenticator{v: cfg.Verifier, cookie: cfg.AuthCookie}
 		initFunc = authn.initFunc
 	}
-	gql.AddTransport(transport.Websocket{
+	gql.AddTransport(d.WS.Transport(transport.Websocket{
 		InitFunc:              initFunc,
-		Implementation:        d.WS,
 		KeepAlivePingInterval: cfg.KeepAlive,
 		PingPongInterval:      cfg.KeepAlive,
 		InitTimeout:           cfg.InitTimeout,
@@ -82,7 +81,7 @@ func New(cfg Config, d Deps) http.Handler {
 		ErrorFunc: func(ctx context.Context, err error) {
 			d.Logger.Debug("websocket error", "err", err)
 		},
-	})
+	}))
 	gql.AddTransport(wsconn.SSE{ // before POST, which would take these requests too
 		SSE:          transport.SSE{KeepAlivePingInterval: cfg.KeepAlive},
 		WriteTimeout: cfg.WriteTimeout,
@@ -101,7 +100,7 @@ func New(cfg Config, d Deps) http.Handler {
 	})
 
 	mux := http.NewServeMux()
-	var api http.Handler = wsconn.Middleware(gql)
+	var api http.Handler = d.WS.Middleware(gql)
 	if cfg.Verifier != nil {
 		api = authn.keepRequestToken(service.RequireCredentials(authn.http, api))
 	}

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
@@ -40,6 +41,10 @@ type Config struct {
 type Implementation struct {
 	cfg      Config
 	upgrader websocket.Upgrader
+
+	// Keep-alive intervals taken over from gqlgen by Transport; zero: none.
+	keepAlive time.Duration // legacy graphql-ws "ka"
+	pingPong  time.Duration // graphql-transport-ws "ping", and the read deadline
 
 	mu    sync.Mutex
 	conns map[*Conn]struct{}
@@ -71,13 +76,85 @@ func New(cfg Config) *Implementation {
 	}}
 }
 
-// Accept implements transport.WebsocketImplementation.
+// Transport returns t served by this adapter, which takes over its
+// keep-alive: gqlgen parks a goroutine per connection on a ticker for it,
+// the adapter arms a timer. A graphql-transport-ws peer that sends nothing
+// for twice PingPongInterval is cut off, whatever MissingPongOk says.
+// Call it once, before serving.
+func (im *Implementation) Transport(t transport.Websocket) transport.Websocket {
+	t.Implementation = im
+	im.keepAlive, t.KeepAlivePingInterval = t.KeepAlivePingInterval, 0
+	im.pingPong, t.PingPongInterval = t.PingPongInterval, 0
+	return t
+}
+
+// subprotocols are gqlgen's, in its order of preference.
+var subprotocols = []string{"graphql-ws", graphqlTransportWS}
+
+// Middleware serves WebSocket upgrades off net/http's handler goroutine.
+// gqlgen serves a socket inside the handler that accepted it, which keeps
+// net/http's per-connection state (its buffered reader and writer, ~10
+// KiB) and the handler's grown stack alive for the socket's lifetime.
+// Instead Middleware upgrades here and lets the handler return; next runs
+// on a goroutine of its own, with a request whose context keeps every
+// value of the original (tokens, this package's Handle) but ends only when
+// next returns, and whose upgrade Accept answers with the socket already
+// open. Other requests pass through.
+func (im *Implementation) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !websocket.IsWebSocketUpgrade(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		conn, err := im.upgrade(w, r, subprotocols, nil)
+		if err != nil {
+			return // Upgrade has answered the request already
+		}
+		ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+		ctx = context.WithValue(ctx, connKey{}, conn)
+		r = r.WithContext(ctx)
+		go func() {
+			defer cancel()
+			next.ServeHTTP(noResponse{}, r)
+			// gqlgen leaves the socket open on some early exits (an
+			// unsupported subprotocol, an undecodable init payload).
+			_ = conn.Close()
+		}()
+	})
+}
+
+// connKey finds the socket Middleware opened for a request: Accept hands
+// it to gqlgen, and Close lets code deeper in the request (resolvers, the
+// hub's drop callback) close it.
+type connKey struct{}
+
+// noResponse stands in for the hijacked ResponseWriter.
+type noResponse struct{}
+
+func (noResponse) Header() http.Header         { return http.Header{} }
+func (noResponse) Write(b []byte) (int, error) { return len(b), nil }
+func (noResponse) WriteHeader(int)             {}
+
+// Accept implements transport.WebsocketImplementation. A request that came
+// through Middleware is upgraded already.
 func (im *Implementation) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
-	up := im.upgrader
-	up.Subprotocols = slices.Clone(opts.Subprotocols)
-	c, err := up.Upgrade(w, r, opts.ResponseHeader)
+	if c, ok := r.Context().Value(connKey{}).(*Conn); ok && c.accepted.CompareAndSwap(false, true) {
+		return c, nil
+	}
+	conn, err := im.upgrade(w, r, opts.Subprotocols, opts.ResponseHeader)
 	if err != nil {
 		return nil, err // Upgrade has answered the request already
+	}
+	conn.accepted.Store(true)
+	return conn, nil
+}
+
+func (im *Implementation) upgrade(w http.ResponseWriter, r *http.Request, protocols []string, header http.Header) (*Conn, error) {
+	up := im.upgrader
+	up.Subprotocols = slices.Clone(protocols)
+	c, err := up.Upgrade(w, r, header)
+	if err != nil {
+		return nil, err
 	}
 	conn := &Conn{c: c, writeTimeout: im.cfg.WriteTimeout, im: im}
 	if c.Subprotocol() == graphqlTransportWS {
@@ -86,9 +163,6 @@ func (im *Implementation) Accept(w http.ResponseWriter, r *http.Request, opts tr
 	im.mu.Lock()
 	im.conns[conn] = struct{}{}
 	im.mu.Unlock()
-	if h, ok := r.Context().Value(handleKey{}).(*Handle); ok {
-		h.set(conn)
-	}
 	return conn, nil
 }
 
@@ -110,12 +184,17 @@ type Conn struct {
 	tws          *session // nil unless the subprotocol is graphql-transport-ws
 	wmu          sync.Mutex
 	closing      bool // guarded by wmu: this package sent a protocol close
+	accepted     atomic.Bool
+	readDeadline atomic.Bool // the peer must send something every 2×pingPong
+
+	tmu   sync.Mutex  // guards timer and ended
+	timer *time.Timer // keep-alive, armed at connection_ack
+	ended bool
 }
 
 var (
-	_ transport.WebsocketConn          = (*Conn)(nil)
-	_ transport.WebsocketReadLimiter   = (*Conn)(nil)
-	_ transport.WebsocketReadDeadliner = (*Conn)(nil)
+	_ transport.WebsocketConn        = (*Conn)(nil)
+	_ transport.WebsocketReadLimiter = (*Conn)(nil)
 )
 
 // NextReader implements transport.WebsocketConn. On graphql-transport-ws
@@ -124,6 +203,9 @@ var (
 func (c *Conn) NextReader() (int, io.Reader, error) {
 	for {
 		mt, r, err := c.c.NextReader()
+		if err == nil && c.readDeadline.Load() {
+			_ = c.c.SetReadDeadline(time.Now().Add(2 * c.im.pingPong))
+		}
 		if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseNoStatusReceived) {
 			return mt, nil, transport.ErrWebsocketClosed
 		}
@@ -174,12 +256,62 @@ func (c *Conn) WriteJSON(v any) error {
 	if err != nil {
 		return err
 	}
+	ack := bytes.HasSuffix(data, ackSuffix)
 	if c.tws != nil {
 		if data, err = c.tws.outbound(data); err != nil || data == nil {
 			return err
 		}
 	}
-	return c.write(data)
+	if err := c.write(data); err != nil {
+		return err
+	}
+	if ack {
+		c.startKeepAlive()
+	}
+	return nil
+}
+
+// ackSuffix ends gqlgen's connection_ack: its messages are structs
+// {Payload, ID, Type}, encoded in that order.
+var ackSuffix = []byte(`"type":"connection_ack"}`)
+
+var (
+	pingFrame = []byte(`{"type":"ping"}`)
+	kaFrame   = []byte(`{"type":"ka"}`)
+)
+
+// startKeepAlive arms the keep-alive timer once the connection is
+// acknowledged, as gqlgen starts its own; on graphql-transport-ws the
+// peer's silence is bounded from then on.
+func (c *Conn) startKeepAlive() {
+	interval, frame := c.im.keepAlive, kaFrame
+	if c.tws != nil {
+		interval, frame = c.im.pingPong, pingFrame
+		if interval > 0 {
+			_ = c.c.SetReadDeadline(time.Now().Add(2 * interval))
+			c.readDeadline.Store(true)
+		}
+	}
+	if interval <= 0 {
+		return
+	}
+	c.tmu.Lock()
+	defer c.tmu.Unlock()
+	if c.ended || c.timer != nil {
+		return
+	}
+	var tick func()
+	tick = func() {
+		if c.write(frame) != nil {
+			return
+		}
+		c.tmu.Lock()
+		if !c.ended {
+			c.timer.Reset(interval)
+		}
+		c.tmu.Unlock()
+	}
+	c.timer = time.AfterFunc(interval, tick)
 }
 
 func (c *Conn) write(data []byte) error {
@@ -215,6 +347,12 @@ func (c *Conn) CloseWith(code int, reason string) {
 func (c *Conn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
+		c.tmu.Lock()
+		c.ended = true
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+		c.tmu.Unlock()
 		err = c.c.Close()
 		c.im.mu.Lock()
 		delete(c.im.conns, c)
@@ -250,9 +388,6 @@ func (c *Conn) Subprotocol() string { return c.c.Subprotocol() }
 // SetReadLimit implements transport.WebsocketReadLimiter.
 func (c *Conn) SetReadLimit(n int64) { c.c.SetReadLimit(n) }
 
-// SetReadDeadline implements transport.WebsocketReadDeadliner.
-func (c *Conn) SetReadDeadline(t time.Time) error { return c.c.SetReadDeadline(t) }
-
 // truncate keeps a close reason within the 123 bytes a close frame allows.
 func truncate(s string) string {
 	if len(s) <= 123 {
@@ -261,42 +396,13 @@ func truncate(s string) string {
 	return s[:120] + "..."
 }
 
-// Handle lets code running inside a request close that request's
-// WebSocket. Middleware puts an empty Handle into each request's context;
-// Accept fills it.
-type Handle struct {
-	mu   sync.Mutex
-	conn *Conn
-}
-
-type handleKey struct{}
-
-func (h *Handle) set(c *Conn) {
-	h.mu.Lock()
-	h.conn = c
-	h.mu.Unlock()
-}
-
-// Middleware gives every request a Handle.
-func Middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), handleKey{}, &Handle{})))
-	})
-}
-
 // ErrNoConn is returned by Close when ctx belongs to no WebSocket.
 var ErrNoConn = errors.New("wsconn: no websocket in this context")
 
 // Close closes the WebSocket of the request that ctx belongs to.
 func Close(ctx context.Context, code int, reason string) error {
-	h, ok := ctx.Value(handleKey{}).(*Handle)
+	c, ok := ctx.Value(connKey{}).(*Conn)
 	if !ok {
-		return ErrNoConn
-	}
-	h.mu.Lock()
-	c := h.conn
-	h.mu.Unlock()
-	if c == nil {
 		return ErrNoConn
 	}
 	c.CloseWith(code, reason)

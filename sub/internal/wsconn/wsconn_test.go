@@ -21,9 +21,9 @@ import (
 func start(t *testing.T, ws transport.Websocket) (*testserver.TestServer, string) {
 	t.Helper()
 	srv := testserver.New()
-	ws.Implementation = wsconn.New(wsconn.Config{WriteTimeout: time.Second})
-	srv.AddTransport(ws)
-	hs := httptest.NewServer(srv)
+	im := wsconn.New(wsconn.Config{WriteTimeout: time.Second})
+	srv.AddTransport(im.Transport(ws))
+	hs := httptest.NewServer(im.Middleware(srv))
 	t.Cleanup(hs.Close)
 	return srv, "ws" + strings.TrimPrefix(hs.URL, "http")
 }
@@ -321,5 +321,65 @@ func TestServerEndsLiveConnection(t *testing.T) {
 	close(cancel)
 	if code, _ := c.closed(); code != 1001 {
 		t.Fatalf("closed with %d, want 1001", code)
+	}
+}
+
+// The adapter sends gqlgen's keep-alive from a timer: "ping" on
+// graphql-transport-ws, "ka" on graphql-ws, from connection_ack on.
+func TestKeepAlive(t *testing.T) {
+	_, url := start(t, transport.Websocket{KeepAlivePingInterval: 50 * time.Millisecond, PingPongInterval: 50 * time.Millisecond})
+	c := dial(t, url, "graphql-transport-ws")
+	c.ack()
+	for range 3 {
+		c.expect("ping", "")
+		c.send(`{"type":"pong"}`)
+	}
+	l := dial(t, url, "graphql-ws")
+	l.send(`{"type":"connection_init"}`)
+	l.expect("connection_ack", "")
+	for range 3 {
+		l.expect("ka", "")
+	}
+}
+
+// A graphql-transport-ws peer that sends nothing for twice the ping
+// interval is cut off.
+func TestSilentPeerCutOff(t *testing.T) {
+	_, url := start(t, transport.Websocket{PingPongInterval: 50 * time.Millisecond})
+	c := dial(t, url, "graphql-transport-ws")
+	c.ack()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case m := <-c.msgs:
+			if m.Type != "ping" {
+				t.Fatalf("got %s, want ping", m.Type)
+			}
+			continue
+		case <-c.done:
+			return
+		case <-deadline:
+			t.Fatal("a silent peer is still connected after 5s")
+		}
+	}
+}
+
+// Code deeper in a request closes its socket with wsconn.Close.
+func TestCloseFromContext(t *testing.T) {
+	closed := make(chan error, 1)
+	_, url := start(t, transport.Websocket{InitFunc: func(ctx context.Context, _ transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+		time.AfterFunc(50*time.Millisecond, func() { closed <- wsconn.Close(ctx, 1013, "slow") })
+		return ctx, nil, nil
+	}})
+	c := dial(t, url, "graphql-transport-ws")
+	c.ack()
+	if code, reason := c.closed(); code != 1013 || reason != "slow" {
+		t.Fatalf("closed with %d %q, want 1013 slow", code, reason)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if err := wsconn.Close(context.Background(), 1000, ""); !errors.Is(err, wsconn.ErrNoConn) {
+		t.Fatalf("Close without a socket: %v", err)
 	}
 }
