@@ -58,7 +58,10 @@ type session struct {
 	byServer map[string]*operation // the same, by the id gqlgen knows
 }
 
-type operation struct{ client, server string }
+type operation struct {
+	client, server string
+	quoted         []byte // client, as a JSON string
+}
 
 func newSession() *session {
 	return &session{byClient: map[string]*operation{}, byServer: map[string]*operation{}}
@@ -123,7 +126,8 @@ func (s *session) inbound(data []byte) verdict {
 			return verdict{close: &CloseError{Code: CloseSubscriberExists, Reason: "Subscriber for " + m.ID + " already exists"}}
 		}
 		s.seq++
-		op := &operation{client: m.ID, server: strconv.FormatUint(s.seq, 10)}
+		quoted, _ := json.Marshal(m.ID)
+		op := &operation{client: m.ID, server: strconv.FormatUint(s.seq, 10), quoted: quoted}
 		s.byClient[op.client] = op
 		s.byServer[op.server] = op
 		m.ID = op.server
@@ -148,9 +152,11 @@ func (s *session) forget(op *operation) {
 
 // outbound rewrites a message gqlgen sends; nil means drop it.
 func (s *session) outbound(data []byte) ([]byte, error) {
-	var m message
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("wsconn: outgoing message: %w", err)
+	m, ok := split(data)
+	if !ok {
+		if err := json.Unmarshal(data, &m); err != nil {
+			return nil, fmt.Errorf("wsconn: outgoing message: %w", err)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -169,13 +175,68 @@ func (s *session) outbound(data []byte) ([]byte, error) {
 	if m.Type == "complete" || m.Type == "error" {
 		s.forget(op)
 	}
-	return m.withID(op.client), nil
+	return m.withID(op.quoted), nil
 }
 
-// withID encodes m under id. The payload came from gqlgen's encoder and
+// split takes a frame gqlgen encoded apart without decoding it: this runs
+// for every notice. gqlgen's messages are structs {Payload, ID, Type}, so a
+// frame is {"payload":…,"id":"…","type":"…"} with the first two fields
+// omitted when empty; the ids gqlgen sees are this session's numbers and
+// the types are fixed names, so neither holds a quote or an escape, and the
+// frame is read from its end. A frame of any other shape is not split.
+func split(data []byte) (message, bool) {
+	const (
+		payloadKey = `{"payload":`
+		idKey      = `"id":"`
+		typeKey    = `"type":"`
+	)
+	var m message
+	n := len(data)
+	if n < 2 || data[n-1] != '}' || data[n-2] != '"' {
+		return m, false
+	}
+	q := bytes.LastIndexByte(data[:n-2], '"')
+	if q < 0 || !bytes.HasSuffix(data[:q+1], []byte(typeKey)) {
+		return m, false
+	}
+	m.Type = string(data[q+1 : n-2])
+	rest := data[:q+1-len(typeKey)] // everything before "type"
+	if len(rest) == 1 && rest[0] == '{' {
+		return m, true
+	}
+	if len(rest) < 2 || rest[len(rest)-1] != ',' {
+		return m, false
+	}
+	rest = rest[:len(rest)-1]
+	// An id is digits in quotes after `"id":`; a payload never ends so.
+	if i := len(rest) - 1; i > 0 && rest[i] == '"' {
+		j := i - 1
+		for j >= 0 && rest[j] >= '0' && rest[j] <= '9' {
+			j--
+		}
+		if j < i-1 && bytes.HasSuffix(rest[:j+1], []byte(idKey)) {
+			m.ID = string(rest[j+1 : i])
+			rest = rest[:j+1-len(idKey)]
+			if len(rest) == 1 && rest[0] == '{' {
+				return m, true
+			}
+			if len(rest) < 2 || rest[len(rest)-1] != ',' {
+				return message{}, false
+			}
+			rest = rest[:len(rest)-1]
+		}
+	}
+	p, ok := bytes.CutPrefix(rest, []byte(payloadKey))
+	if !ok || len(p) < 2 || !(p[0] == '{' && p[len(p)-1] == '}' || p[0] == '[' && p[len(p)-1] == ']') {
+		return message{}, false // the protocol's payloads are objects or arrays
+	}
+	m.Payload = p
+	return m, true
+}
+
+// withID encodes m under quoted, an id as a JSON string. The payload came from gqlgen's encoder and
 // is copied as is: this runs for every notice, so no second pass over it.
-func (m message) withID(id string) []byte {
-	quoted, _ := json.Marshal(id)
+func (m message) withID(quoted []byte) []byte {
 	b := make([]byte, 0, len(m.Payload)+len(quoted)+len(m.Type)+32)
 	b = append(b, `{"id":`...)
 	b = append(b, quoted...)

@@ -1,6 +1,7 @@
 package wsconn
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -96,5 +97,52 @@ func TestOutbound(t *testing.T) {
 	}
 	if len(s.byClient)+len(s.byServer) != 0 {
 		t.Fatalf("operations left: %v %v", s.byClient, s.byServer)
+	}
+}
+
+// split reads gqlgen's frames as a JSON decoder would, and declines any
+// other shape.
+func TestSplit(t *testing.T) {
+	for _, in := range []string{
+		`{"type":"connection_ack"}`,
+		`{"payload":{"a":1},"type":"connection_ack"}`,
+		`{"id":"12","type":"complete"}`,
+		`{"payload":{"data":{"n":"\"id\":\"1\""}},"id":"7","type":"next"}`,
+		`{"payload":[{"message":"x"}],"id":"1","type":"error"}`,
+		`{"payload":{"x":"}"},"type":"pong"}`,
+	} {
+		m, ok := split([]byte(in))
+		var want message
+		if err := json.Unmarshal([]byte(in), &want); err != nil {
+			t.Fatal(err)
+		}
+		if !ok || m.ID != want.ID || m.Type != want.Type || string(m.Payload) != string(want.Payload) {
+			t.Errorf("%s: split %v %+v, want %+v", in, ok, m, want)
+		}
+	}
+	for _, in := range []string{
+		``, `{}`, `{"type":1}`, `{"id":"a","type":"next"}`,
+		`{"payload":{},"id":"a b","type":"next"}`,
+		`{"payload":"1","type":"next"}`,
+		`{"type":"next","payload":{}}`,
+		`{"payload":{},"id":"1","type":"next","x":1}`,
+	} {
+		if m, ok := split([]byte(in)); ok {
+			t.Errorf("%s: split as %+v, want declined", in, m)
+		}
+	}
+}
+
+func BenchmarkOutbound(b *testing.B) {
+	s := newSession()
+	s.inbound([]byte(`{"type":"connection_init"}`))
+	s.acked = true
+	s.inbound([]byte(`{"type":"subscribe","id":"4f1c2a9e-client","payload":{"query":"subscription { notices }"}}`))
+	frame := []byte(`{"payload":{"data":{"notices":{"id":"01JD7Z","title":"Your order has shipped","body":"Parcel 1Z999 left the depot at 14:02 and should arrive tomorrow.","createdAt":"2026-11-26T19:30:00Z"}}},"id":"1","type":"next"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.outbound(frame); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
