@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/oshirase/oshirase/wire"
+	"github.com/oshirase/oshirase/wire/service"
 )
 
 // Config configures a Redis broker.
@@ -65,6 +66,7 @@ type Redis struct {
 
 	healthy   atomic.Bool
 	roundErrs atomic.Int64
+	retryLog  service.Throttle
 }
 
 // round is one pass of the sync loop; waiters learn its outcome.
@@ -116,6 +118,10 @@ func NewRedis(cfg Config) (*Redis, error) {
 
 // InstanceID is the name this instance records its counts under.
 func (b *Redis) InstanceID() string { return b.cfg.InstanceID }
+
+// SyncFailures counts rounds that could not bring Redis in line (it was
+// unreachable); each is retried.
+func (b *Redis) SyncFailures() int64 { return b.roundErrs.Load() }
 
 // Healthy reports whether the Pub/Sub connection is up.
 func (b *Redis) Healthy() bool { return b.healthy.Load() }

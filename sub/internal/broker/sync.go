@@ -35,8 +35,10 @@ func (b *Redis) syncLoop() {
 			b.mu.Unlock()
 		}
 		if err := b.runRound(); err != nil {
-			b.roundErrs.Add(1)
-			b.log.Warn("syncing subscriptions with redis failed; retrying", "err", err)
+			n := b.roundErrs.Add(1)
+			if ok, held := b.retryLog.Allow(); ok {
+				b.log.Warn("syncing subscriptions with redis failed; retrying", "err", err, "failures_total", n, "not_logged_since_last", held)
+			}
 			retry.Reset(500 * time.Millisecond)
 		}
 	}

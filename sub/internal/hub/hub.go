@@ -60,6 +60,7 @@ type Hub struct {
 	live   map[*Subscription]struct{}
 
 	subscriptions, delivered, received, malformed, slowDropped atomic.Int64
+	malformedLog                                               service.Throttle
 }
 
 type shard struct {
@@ -233,7 +234,10 @@ func (h *Hub) Deliver(ch wire.Channel, payload []byte) {
 	m, err := wire.Decode(payload)
 	if err != nil {
 		n := h.malformed.Add(1)
-		h.log.Warn("skipping malformed message", "channel", string(ch), "bytes", len(payload), "err", err, "malformed_total", n)
+		if ok, held := h.malformedLog.Allow(); ok {
+			h.log.Warn("skipping malformed message", "channel", string(ch), "bytes", len(payload), "err", err,
+				"malformed_total", n, "not_logged_since_last", held)
+		}
 		return
 	}
 	var slow []*Subscription
