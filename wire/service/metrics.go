@@ -55,6 +55,14 @@ func (r *Metrics) GaugeFunc(name, help string, fn func() int64) {
 	r.entries[name] = &metric{help: help, kind: "gauge", fn: fn}
 }
 
+// CounterFunc registers a counter whose value fn reads at scrape time
+// (from a component's own atomic counters).
+func (r *Metrics) CounterFunc(name, help string, fn func() int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.entries[name] = &metric{help: help, kind: "counter", fn: fn}
+}
+
 // ServeHTTP writes every metric in the Prometheus text format.
 func (r *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	r.mu.Lock()

@@ -112,11 +112,11 @@ func registerMetrics(m *service.Metrics, h *hub.Hub, b *broker.Redis, ws *wsconn
 	m.GaugeFunc("oshirase_sub_subscriptions", "Live subscriptions.", func() int64 { return h.Stats().Subscriptions })
 	m.GaugeFunc("oshirase_sub_connections", "Open WebSocket connections.", func() int64 { return int64(ws.Open()) })
 	m.GaugeFunc("oshirase_sub_channels", "Redis channels with local subscribers.", func() int64 { return int64(b.Channels()) })
-	m.GaugeFunc("oshirase_sub_messages_received_total", "Messages received from Redis.", func() int64 { return h.Stats().Received })
-	m.GaugeFunc("oshirase_sub_deliveries_total", "Notices enqueued to subscriptions.", func() int64 { return h.Stats().Delivered })
-	m.GaugeFunc("oshirase_sub_malformed_total", "Messages from Redis that failed to decode and were skipped.", func() int64 { return h.Stats().Malformed })
-	m.GaugeFunc("oshirase_sub_slow_dropped_total", "Subscriptions dropped because their queue overflowed.", func() int64 { return h.Stats().SlowDropped })
-	m.GaugeFunc("oshirase_sub_redis_sync_failures_total", "Rounds of SUBSCRIBE/count updates that failed and were retried.", b.SyncFailures)
+	m.CounterFunc("oshirase_sub_messages_received_total", "Messages received from Redis.", func() int64 { return h.Stats().Received })
+	m.CounterFunc("oshirase_sub_deliveries_total", "Notices enqueued to subscriptions.", func() int64 { return h.Stats().Delivered })
+	m.CounterFunc("oshirase_sub_malformed_total", "Messages from Redis that failed to decode and were skipped.", func() int64 { return h.Stats().Malformed })
+	m.CounterFunc("oshirase_sub_slow_dropped_total", "Subscriptions dropped because their queue overflowed.", func() int64 { return h.Stats().SlowDropped })
+	m.CounterFunc("oshirase_sub_redis_sync_failures_total", "Rounds of SUBSCRIBE/count updates that failed and were retried.", b.SyncFailures)
 	m.GaugeFunc("go_goroutines", "Goroutines that currently exist.", func() int64 { return int64(runtime.NumGoroutine()) })
 	m.GaugeFunc("oshirase_sub_redis_up", "1 when the Redis Pub/Sub connection is up.", func() int64 {
 		if b.Healthy() {
