@@ -126,6 +126,9 @@ func TestNoticeReachesOnlyItsRecipient(t *testing.T) {
 		t.Fatalf("notice %+v: timestamp outside [%d, %d] or no id", n, before, after)
 	}
 	expectSilence(t, alice, 500*time.Millisecond)
+	if got := metric(t, s.pub, "oshirase_pub_published_total"); got < 3 { // probes and the notice
+		t.Fatalf("pub published_total = %d", got)
+	}
 }
 
 // 2. Two subscriptions of bob and one of alice: one copy each, and

@@ -58,8 +58,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	return nil
 }
 
-func newHandler(cfg config.Config, origins service.Origins, authenticate service.Authenticator, p graph.Publisher, rdb *redis.Client, log *slog.Logger) http.Handler {
-	gql := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{Publisher: p}}))
+func newHandler(cfg config.Config, origins service.Origins, authenticate service.Authenticator, pubr *publisher.Publisher, rdb *redis.Client, log *slog.Logger) http.Handler {
+	gql := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{Publisher: pubr}}))
 	gql.AddTransport(transport.Options{})
 	gql.AddTransport(transport.POST{})
 	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
@@ -75,6 +75,11 @@ func newHandler(cfg config.Config, origins service.Origins, authenticate service
 	if cfg.Playground {
 		mux.Handle("GET /{$}", playground.Handler("oshirase pub", "/query"))
 	}
+	metrics := service.NewMetrics()
+	metrics.CounterFunc("oshirase_pub_published_total", "Notices published on Redis.", pubr.Published.Load)
+	metrics.CounterFunc("oshirase_pub_delivered_total", "Live subscriptions that received a published notice.", pubr.Delivered.Load)
+	metrics.CounterFunc("oshirase_pub_failed_total", "Publishes Redis did not take in time.", pubr.Failed.Load)
+	mux.Handle("GET /metrics", metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)

@@ -6,6 +6,7 @@ package publisher
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -34,7 +35,12 @@ type Config struct {
 }
 
 // Publisher implements graph.Publisher on Redis.
-type Publisher struct{ cfg Config }
+type Publisher struct {
+	cfg Config
+	// Published, Delivered and Failed count notices put on Redis, the live
+	// subscriptions that received them, and publishes Redis did not take.
+	Published, Delivered, Failed atomic.Int64
+}
 
 // New returns a Publisher.
 func New(cfg Config) *Publisher {
@@ -77,7 +83,10 @@ func (p *Publisher) Publish(ctx context.Context, tenant string, scope wire.Scope
 	defer cancel()
 	n, err := wire.PublishScript.Run(ctx, p.cfg.Client, []string{ch.CountKey()}, string(ch), payload).Int()
 	if err != nil {
+		p.Failed.Add(1)
 		return 0, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	p.Published.Add(1)
+	p.Delivered.Add(int64(n))
 	return n, msg, nil
 }
