@@ -237,7 +237,7 @@ func TestConnectDisconnectLeavesNothingBehind(t *testing.T) {
 // notices flow again within seconds and receivedUsers is right again; while
 // Redis is down the mutation fails with a clear error, not a hang.
 func TestRedisRestart(t *testing.T) {
-	s := startStack(t)
+	s := startStack(t, "SUBSCRIBE_TIMEOUT=1s")
 	c := connect(t, s.sub, gqlws.TransportWS)
 	legacy := connect(t, s.sub, gqlws.LegacyWS)
 	subscribe(t, c, "1", "phoenix")
@@ -262,6 +262,16 @@ func TestRedisRestart(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusServiceUnavailable
 	})
+
+	// A new subscription while Redis is down gets a clear error in time,
+	// not an endless wait.
+	late := connect(t, s.sub, gqlws.TransportWS)
+	subscribe(t, late, "late", "phoenix")
+	start = time.Now()
+	if got := untilDone(t, late, "late"); !strings.Contains(got, "UNAVAILABLE") {
+		t.Fatalf("subscribing while redis is down: %s", got)
+	}
+	t.Logf("subscription refused after %s while redis was down", time.Since(start).Round(time.Millisecond))
 
 	s.redis.Start()
 	restarted := time.Now()

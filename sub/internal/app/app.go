@@ -44,7 +44,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	h = hub.New(hub.Config{Broker: b, QueueSize: cfg.QueueSize, Logger: log})
+	h = hub.New(hub.Config{Broker: b, QueueSize: cfg.QueueSize, SubscribeTimeout: cfg.SubscribeWait, Logger: log})
 
 	var verifier *auth.Verifier
 	var audience graph.Audience = server.TrustingAudience{}

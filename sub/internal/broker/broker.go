@@ -16,12 +16,14 @@ import (
 
 // Broker is what the hub needs from the message bus.
 type Broker interface {
-	// Subscribe records one more local subscription to ch. It returns once
-	// messages published to ch from then on will reach the handler and the
-	// subscription is counted, or with an error (and nothing recorded).
-	Subscribe(ctx context.Context, ch wire.Channel) error
-	// Unsubscribe records that one local subscription to ch has ended.
-	Unsubscribe(ch wire.Channel)
+	// Subscribe records one more local subscription to each of chs, all
+	// at once. It returns once messages published to any of them from then
+	// on will reach the handler and the subscription is counted on every
+	// one, or with an error (and nothing recorded).
+	Subscribe(ctx context.Context, chs []wire.Channel) error
+	// Unsubscribe records that one local subscription to each of chs has
+	// ended.
+	Unsubscribe(chs []wire.Channel)
 }
 
 // Handler receives every message published to a subscribed channel. It is

@@ -127,14 +127,19 @@ func (b *Redis) SyncFailures() int64 { return b.roundErrs.Load() }
 func (b *Redis) Healthy() bool { return b.healthy.Load() }
 
 // Subscribe implements Broker.
-func (b *Redis) Subscribe(ctx context.Context, ch wire.Channel) error {
+func (b *Redis) Subscribe(ctx context.Context, chs []wire.Channel) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
 		return fmt.Errorf("broker: closed")
 	}
-	b.refs[ch]++
-	b.dirty[ch] = struct{}{}
+	// One round takes up every channel of the subscription: their counts
+	// are written together, so none reports a subscription that may still
+	// fail on another channel.
+	for _, ch := range chs {
+		b.refs[ch]++
+		b.dirty[ch] = struct{}{}
+	}
 	r := b.next
 	b.mu.Unlock()
 	b.poke()
@@ -145,26 +150,28 @@ func (b *Redis) Subscribe(ctx context.Context, ch wire.Channel) error {
 			if r.err == nil {
 				return nil
 			}
-			// The round failed and put ch back for the next one.
+			// The round failed and put chs back for the next one.
 			b.mu.Lock()
 			r = b.next
 			b.mu.Unlock()
 		case <-ctx.Done():
-			b.Unsubscribe(ch)
+			b.Unsubscribe(chs)
 			return fmt.Errorf("%w: %w", ErrUnavailable, context.Cause(ctx))
 		}
 	}
 }
 
 // Unsubscribe implements Broker.
-func (b *Redis) Unsubscribe(ch wire.Channel) {
+func (b *Redis) Unsubscribe(chs []wire.Channel) {
 	b.mu.Lock()
-	if n := b.refs[ch] - 1; n > 0 {
-		b.refs[ch] = n
-	} else {
-		delete(b.refs, ch)
+	for _, ch := range chs {
+		if n := b.refs[ch] - 1; n > 0 {
+			b.refs[ch] = n
+		} else {
+			delete(b.refs, ch)
+		}
+		b.dirty[ch] = struct{}{}
 	}
-	b.dirty[ch] = struct{}{}
 	b.mu.Unlock()
 	b.poke()
 }

@@ -86,13 +86,13 @@ func TestSubscribeIsLiveAndCountedWhenItReturns(t *testing.T) {
 	ch, _ := wire.PersonChannel("acme", "bob")
 	ctx := context.Background()
 
-	if err := b.Subscribe(ctx, ch); err != nil {
+	if err := b.Subscribe(ctx, []wire.Channel{ch}); err != nil {
 		t.Fatal(err)
 	}
 	if got := publish(t, rdb, ch, "one"); got != 1 {
 		t.Fatalf("count after first Subscribe = %d, want 1", got)
 	}
-	if err := b.Subscribe(ctx, ch); err != nil {
+	if err := b.Subscribe(ctx, []wire.Channel{ch}); err != nil {
 		t.Fatal(err)
 	}
 	if got := publish(t, rdb, ch, "two"); got != 2 {
@@ -100,13 +100,13 @@ func TestSubscribeIsLiveAndCountedWhenItReturns(t *testing.T) {
 	}
 	waitFor(t, "both messages", func() bool { return in.count(ch) == 2 })
 
-	b.Unsubscribe(ch)
+	b.Unsubscribe([]wire.Channel{ch})
 	waitFor(t, "count 1", func() bool { return publish(t, rdb, ch, "probe") == 1 })
 	chs, _ := rdb.PubSubChannels(ctx, "*").Result()
 	if len(chs) != 1 {
 		t.Fatalf("channels %v, want still subscribed", chs)
 	}
-	b.Unsubscribe(ch)
+	b.Unsubscribe([]wire.Channel{ch})
 	waitFor(t, "unsubscribed", func() bool {
 		chs, _ := rdb.PubSubChannels(ctx, "*").Result()
 		return len(chs) == 0
@@ -128,7 +128,7 @@ func TestManyChannelsBatched(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			ch, _ := wire.PersonChannel("acme", fmt.Sprint("u", i))
-			errs <- b.Subscribe(ctx, ch)
+			errs <- b.Subscribe(ctx, []wire.Channel{ch})
 		}()
 	}
 	wg.Wait()
@@ -148,7 +148,7 @@ func TestRedisRestartRestoresSubscriptionsAndCounts(t *testing.T) {
 	srv := redistest.Start(t)
 	b, in, rdb := start(t, srv)
 	ch, _ := wire.PersonChannel("acme", "phoenix")
-	if err := b.Subscribe(context.Background(), ch); err != nil {
+	if err := b.Subscribe(context.Background(), []wire.Channel{ch}); err != nil {
 		t.Fatal(err)
 	}
 	srv.Stop()
@@ -170,16 +170,16 @@ func TestViewsAgreeAfterChangesDuringAnOutage(t *testing.T) {
 	stay, _ := wire.PersonChannel("acme", "stay")
 	leave, _ := wire.PersonChannel("acme", "leave")
 	for _, ch := range []wire.Channel{stay, leave} {
-		if err := b.Subscribe(ctx, ch); err != nil {
+		if err := b.Subscribe(ctx, []wire.Channel{ch}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	srv.Stop()
 	waitFor(t, "unhealthy", func() bool { return !b.Healthy() })
-	b.Unsubscribe(leave)
+	b.Unsubscribe([]wire.Channel{leave})
 	late, _ := wire.PersonChannel("acme", "late")
 	lateDone := make(chan error, 1)
-	go func() { lateDone <- b.Subscribe(ctx, late) }() // waits for Redis
+	go func() { lateDone <- b.Subscribe(ctx, []wire.Channel{late}) }() // waits for Redis
 	srv.Start()
 	if err := <-lateDone; err != nil {
 		t.Fatal(err)
@@ -203,7 +203,7 @@ func TestSubscribeWhileRedisIsDownFailsInTime(t *testing.T) {
 	ch, _ := wire.PersonChannel("acme", "nobody")
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	err := b.Subscribe(ctx, ch)
+	err := b.Subscribe(ctx, []wire.Channel{ch})
 	if !errors.Is(err, broker.ErrUnavailable) {
 		t.Fatalf("Subscribe with redis down: %v", err)
 	}
@@ -213,7 +213,7 @@ func TestSubscribeWhileRedisIsDownFailsInTime(t *testing.T) {
 	srv.Start()
 	waitFor(t, "healthy", b.Healthy)
 	ch2, _ := wire.PersonChannel("acme", "later")
-	if err := b.Subscribe(context.Background(), ch2); err != nil {
+	if err := b.Subscribe(context.Background(), []wire.Channel{ch2}); err != nil {
 		t.Fatal(err)
 	}
 	if got := publish(t, rdb, ch2, "x"); got != 1 {
@@ -225,7 +225,7 @@ func TestCloseRemovesCounts(t *testing.T) {
 	srv := redistest.Start(t)
 	b, _, rdb := start(t, srv)
 	ch, _ := wire.PersonChannel("acme", "bob")
-	if err := b.Subscribe(context.Background(), ch); err != nil {
+	if err := b.Subscribe(context.Background(), []wire.Channel{ch}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Close(); err != nil {

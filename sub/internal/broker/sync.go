@@ -129,6 +129,13 @@ func (b *Redis) apply(toSub, toUnsub, counted []wire.Channel, counts []int) erro
 	if err := b.awaitConfirmed(ctx, counted); err != nil {
 		return err
 	}
+	// Counts promise delivery, so they are written only while the Pub/Sub
+	// connection is up. After a reconnect it turns healthy on the first
+	// reply, which follows go-redis's one SUBSCRIBE of every channel: by
+	// then Redis has all of them.
+	if !b.Healthy() {
+		return fmt.Errorf("%w: pub/sub connection is down", ErrUnavailable)
+	}
 	return b.writeCounts(ctx, counted, counts)
 }
 

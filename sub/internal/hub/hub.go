@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/oshirase/oshirase/sub/internal/broker"
 	"github.com/oshirase/oshirase/wire"
@@ -33,6 +34,10 @@ type Config struct {
 	// QueueSize is how many notices may wait for one subscription before it
 	// counts as a slow consumer. Default: 128.
 	QueueSize int
+	// SubscribeTimeout bounds how long Subscribe waits for the broker to
+	// have every channel live (Redis down: the subscriber gets an error
+	// instead of waiting forever). Default: 5s.
+	SubscribeTimeout time.Duration
 	// Logger. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -73,6 +78,9 @@ func New(cfg Config) *Hub {
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 128
 	}
+	if cfg.SubscribeTimeout <= 0 {
+		cfg.SubscribeTimeout = 5 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -99,7 +107,7 @@ type Subscription struct {
 	c      chan *wire.Message
 	closed bool
 	err    error
-	held   int // channels[:held] hold a broker reference
+	held   bool // the channels hold a broker reference
 }
 
 // C delivers notices; it is closed when the subscription ends.
@@ -138,25 +146,24 @@ func (h *Hub) Subscribe(ctx context.Context, channels []wire.Channel, onDrop fun
 		set[s] = struct{}{}
 		sh.mu.Unlock()
 	}
-	for _, ch := range channels {
-		err := h.cfg.Broker.Subscribe(ctx, ch)
-		s.mu.Lock()
-		switch {
-		case err == nil && !s.closed:
-			s.held++
-			s.mu.Unlock()
-			continue
-		case err == nil: // dropped while subscribing
-			err = s.err
-			s.mu.Unlock()
-			h.cfg.Broker.Unsubscribe(ch)
-		default:
-			s.mu.Unlock()
-			s.Close()
-		}
-		return nil, fmt.Errorf("hub: subscribe: %w", err)
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.SubscribeTimeout)
+	defer cancel()
+	err := h.cfg.Broker.Subscribe(ctx, channels)
+	s.mu.Lock()
+	switch {
+	case err == nil && !s.closed:
+		s.held = true
+		s.mu.Unlock()
+		return s, nil
+	case err == nil: // dropped while subscribing
+		err = s.err
+		s.mu.Unlock()
+		h.cfg.Broker.Unsubscribe(channels)
+	default:
+		s.mu.Unlock()
+		s.Close()
 	}
-	return s, nil
+	return nil, fmt.Errorf("hub: subscribe: %w", err)
 }
 
 // Close ends the subscription and closes C. It is safe to call more than
@@ -168,12 +175,12 @@ func (s *Subscription) Close() {
 }
 
 // close marks s closed with reason err. It reports whether this call did,
-// and how many channels hold a broker reference to release.
-func (s *Subscription) close(err error) (held int, ok bool) {
+// and whether its channels hold a broker reference to release.
+func (s *Subscription) close(err error) (held bool, ok bool) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return 0, false
+		return false, false
 	}
 	s.closed = true
 	s.err = err
@@ -190,10 +197,10 @@ func (s *Subscription) close(err error) (held int, ok bool) {
 }
 
 // release removes s from the index and gives back its broker references.
-func (s *Subscription) release(held int) {
+func (s *Subscription) release(held bool) {
 	s.hub.unindex(s, s.channels)
-	for _, ch := range s.channels[:held] {
-		s.hub.cfg.Broker.Unsubscribe(ch)
+	if held {
+		s.hub.cfg.Broker.Unsubscribe(s.channels)
 	}
 }
 

@@ -24,21 +24,27 @@ type fakeBroker struct {
 
 func newFakeBroker() *fakeBroker { return &fakeBroker{refs: map[wire.Channel]int{}} }
 
-func (b *fakeBroker) Subscribe(_ context.Context, ch wire.Channel) error {
+func (b *fakeBroker) Subscribe(_ context.Context, chs []wire.Channel) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if ch == b.fail {
-		return errors.New("broker down")
+	for _, ch := range chs {
+		if ch == b.fail {
+			return errors.New("broker down")
+		}
 	}
-	b.refs[ch]++
+	for _, ch := range chs {
+		b.refs[ch]++
+	}
 	return nil
 }
 
-func (b *fakeBroker) Unsubscribe(ch wire.Channel) {
+func (b *fakeBroker) Unsubscribe(chs []wire.Channel) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.refs[ch]--; b.refs[ch] == 0 {
-		delete(b.refs, ch)
+	for _, ch := range chs {
+		if b.refs[ch]--; b.refs[ch] == 0 {
+			delete(b.refs, ch)
+		}
 	}
 }
 
