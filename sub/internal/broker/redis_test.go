@@ -116,6 +116,28 @@ func TestSubscribeIsLiveAndCountedWhenItReturns(t *testing.T) {
 	}
 }
 
+// A subscription's channels become live and counted together.
+func TestSubscribeSeveralChannelsAtOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	b, _, rdb := start(t, srv)
+	person, _ := wire.PersonChannel("acme", "bob")
+	company, _ := wire.NewChannel("acme", wire.ScopeCompany, "")
+	chs := []wire.Channel{person, company, wire.PublicChannel()}
+	if err := b.Subscribe(context.Background(), chs); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range chs {
+		if got := publish(t, rdb, ch, "x"); got != 1 {
+			t.Fatalf("%s: count %d right after Subscribe, want 1", ch, got)
+		}
+	}
+	b.Unsubscribe(chs)
+	waitFor(t, "all gone", func() bool {
+		n, _ := rdb.PubSubChannels(context.Background(), "*").Result()
+		return len(n) == 0
+	})
+}
+
 func TestManyChannelsBatched(t *testing.T) {
 	srv := redistest.Start(t)
 	b, _, rdb := start(t, srv)
