@@ -228,9 +228,13 @@ for peer in $PEERS; do
       -p99-bound "$P99_BOUND" -ready-timeout 120s -phases "$phases" || log "$peer S1 $n failed"
     stop_server
   done
-  # S4: N tabs of one user.
+  # S4: N tabs of one user; for oshirase also a company-wide notice to N
+  # different users (every subscription also reads its company's channel).
   "start_$peer"
   load "$peer" s4 "${FLAGS[@]}" -subs "$N" -users 1 -phases "$BCAST" || log "$peer S4 failed"
+  if [[ $peer == oshirase ]]; then
+    load "$peer" s4-company "${FLAGS[@]}" -subs "$N" -users "$N" -phases "company:${BCAST#broadcast:}" || log "$peer S4 company failed"
+  fi
   # S5: the publish API flat out, 1000 users listening.
   if (( ${#S5_FLAGS[@]} > 0 )); then
     load "$peer" s5 "${S5_FLAGS[@]}" -subs 1000 -phases "publish:$S5_DUR" || log "$peer S5 failed"

@@ -23,7 +23,16 @@ type Codec interface {
 // peer reads it too).
 type WireCodec struct{ Tenant string }
 
+// Company stands for "every user of the tenant" where a user is expected:
+// WireCodec maps it to the tenant's company channel. It cannot be a user
+// name (control characters are refused), so it never collides with one.
+const Company = "\x00company"
+
 func (c WireCodec) Channel(user string) (string, error) {
+	if user == Company {
+		ch, err := wire.NewChannel(c.Tenant, wire.ScopeCompany, "")
+		return string(ch), err
+	}
 	ch, err := wire.PersonChannel(c.Tenant, user)
 	return string(ch), err
 }

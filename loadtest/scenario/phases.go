@@ -13,6 +13,7 @@ import (
 //	fixed:RATE:DUR                S3: personal notices at RATE/s for DUR
 //	sweep:R1+R2+…:STEP[:HOLD]     S2: rising rates for STEP each while sustainable, then hold the best
 //	broadcast:COUNT               S4: COUNT single notices to user 0
+//	company:COUNT                 S4: COUNT company-wide notices, to every subscription of every user
 //	publish:DUR                   S5: publish as fast as possible for DUR
 type Phase struct {
 	Kind   string
@@ -65,7 +66,7 @@ func ParsePhases(s string) ([]Phase, error) {
 			if f[0] == "fixed" && len(p.Rates) != 1 {
 				return nil, bad("fixed takes one rate")
 			}
-		case "broadcast":
+		case "broadcast", "company":
 			p.Count = 1
 			if len(f) > 1 {
 				if p.Count, err = strconv.Atoi(f[1]); err != nil || p.Count <= 0 {

@@ -365,11 +365,17 @@ func (r *Runner) Sweep(ctx context.Context, rates []float64, step, final time.Du
 }
 
 // Broadcast sends count single notices to user 0 (every subscription when
-// the layout has one user) and measures the time to the last delivery.
-func (r *Runner) Broadcast(ctx context.Context, count int) (report.Run, error) {
+// the layout has one user), or with company to the company channel that
+// every subscription reads, and measures the time to the last delivery.
+func (r *Runner) Broadcast(ctx context.Context, count int, company bool) (report.Run, error) {
 	l := r.cfg.Spec.Layout
 	run := report.Run{Peer: r.cfg.Peer, Scenario: "S4", Label: fmt.Sprintf("%d notices to %d tabs", count, r.subs),
 		Proto: r.cfg.Spec.Proto, Subs: r.subs, Conns: r.conns, Users: l.Users}
+	target, perNotice := l.User(0), r.tabs()
+	if company {
+		target, perNotice = publish.Company, int64(r.subs)
+		run.Label = fmt.Sprintf("%d company-wide notices to %d users, %d subscriptions", count, l.Users, r.subs)
+	}
 	var all hist.Hist
 	var toAll []float64
 	var delivered, lost int64
@@ -381,9 +387,9 @@ func (r *Runner) Broadcast(ctx context.Context, count int) (report.Run, error) {
 		}
 		start := time.Now()
 		st := publish.Drive(ctx, r.cfg.Pub, rate.New(time.Now(), 0, 1), 1,
-			func(int64) string { return l.User(0) },
+			func(int64) string { return target },
 			func(i int64, now time.Time) string { return proto.Text(now, i) })
-		want := st.Sent * r.tabs()
+		want := st.Sent * perNotice
 		t, err := r.drain(want, 2*time.Second, 20*time.Second)
 		if err != nil {
 			return run, err

@@ -172,8 +172,8 @@ func runCmd(ctx context.Context, log *slog.Logger, args []string) error {
 			if err != nil {
 				return err
 			}
-		case "broadcast":
-			run, err := r.Broadcast(ctx, ph.Count)
+		case "broadcast", "company":
+			run, err := r.Broadcast(ctx, ph.Count, ph.Kind == "company")
 			if err != nil {
 				return err
 			}
