@@ -102,3 +102,19 @@ func TestOrigins(t *testing.T) {
 		t.Error("* does not allow everything")
 	}
 }
+
+func TestCommonRefusesAnyOriginInJWTMode(t *testing.T) {
+	e := service.NewEnv(env("AUTH_MODE", "jwt", "JWT_SECRET", "a-secret-long-enough-for-hs256-use"))
+	c := e.Common(8081, false)
+	if err := e.Err(); err == nil || !strings.Contains(err.Error(), "ALLOWED_ORIGINS") {
+		t.Fatalf("jwt mode with ALLOWED_ORIGINS=*: %v", err)
+	}
+	if c.Port != 8081 || c.AuthMode != service.AuthJWT || !c.HasJWT {
+		t.Fatalf("common %+v", c)
+	}
+	e = service.NewEnv(env("AUTH_MODE", "jwt", "ALLOWED_ORIGINS", "https://app.example"))
+	e.Common(8080, true) // pub may rely on API keys alone
+	if err := e.Err(); err != nil {
+		t.Fatalf("jwt mode without a key source, optional: %v", err)
+	}
+}
