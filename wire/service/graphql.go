@@ -6,6 +6,11 @@ import (
 	"log/slog"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/oshirase/oshirase/wire"
@@ -55,4 +60,28 @@ func PresentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		return e
 	}
+}
+
+// NewGraphQL is the GraphQL handler both services serve: the streaming
+// transports first (they must see their requests before POST does), then
+// OPTIONS and POST, a parsed-query cache, introspection when allowed, and
+// errors presented by PresentError. A panic in a resolver is logged and
+// answered "internal error".
+func NewGraphQL(schema graphql.ExecutableSchema, introspection bool, log *slog.Logger, streaming ...graphql.Transport) *handler.Server {
+	gql := handler.New(schema)
+	for _, t := range streaming {
+		gql.AddTransport(t)
+	}
+	gql.AddTransport(transport.Options{})
+	gql.AddTransport(transport.POST{})
+	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	if introspection {
+		gql.Use(extension.Introspection{})
+	}
+	gql.SetErrorPresenter(PresentError(log))
+	gql.SetRecoverFunc(func(ctx context.Context, v any) error {
+		log.Error("panic in resolver", "panic", v)
+		return errors.New("internal error")
+	})
+	return gql
 }

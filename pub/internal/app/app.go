@@ -10,13 +10,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/handler"
-	"github.com/99designs/gqlgen/graphql/handler/extension"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/redis/go-redis/v9"
-	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/oshirase/oshirase/pub/graph"
 	"github.com/oshirase/oshirase/pub/internal/config"
@@ -59,14 +54,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 }
 
 func newHandler(cfg config.Config, origins service.Origins, authenticate service.Authenticator, pubr *publisher.Publisher, rdb *redis.Client, log *slog.Logger) http.Handler {
-	gql := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{Publisher: pubr}}))
-	gql.AddTransport(transport.Options{})
-	gql.AddTransport(transport.POST{})
-	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
-	if cfg.Introspection {
-		gql.Use(extension.Introspection{})
-	}
-	gql.SetErrorPresenter(service.PresentError(log))
+	gql := service.NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{Publisher: pubr}}), cfg.Introspection, log)
 
 	api := origins.Guard(service.RequireCredentials(authenticate, gql))
 	mux := http.NewServeMux()

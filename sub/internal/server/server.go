@@ -4,17 +4,12 @@ package server
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/handler"
-	"github.com/99designs/gqlgen/graphql/handler/extension"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/99designs/gqlgen/graphql/playground"
-	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/oshirase/oshirase/sub/graph"
 	"github.com/oshirase/oshirase/sub/internal/demo"
@@ -65,14 +60,13 @@ func New(cfg Config, d Deps) http.Handler {
 			}
 		},
 	}
-	gql := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: resolver}))
 	var authn authenticator
 	var initFunc transport.WebsocketInitFunc
 	if cfg.Verifier != nil {
 		authn = authenticator{v: cfg.Verifier, cookie: cfg.AuthCookie}
 		initFunc = authn.initFunc
 	}
-	gql.AddTransport(d.WS.Transport(transport.Websocket{
+	ws := d.WS.Transport(transport.Websocket{
 		InitFunc:              initFunc,
 		KeepAlivePingInterval: cfg.KeepAlive,
 		PingPongInterval:      cfg.KeepAlive,
@@ -81,23 +75,13 @@ func New(cfg Config, d Deps) http.Handler {
 		ErrorFunc: func(ctx context.Context, err error) {
 			d.Logger.Debug("websocket error", "err", err)
 		},
-	}))
-	gql.AddTransport(wsconn.SSE{ // before POST, which would take these requests too
+	})
+	sse := wsconn.SSE{
 		SSE:          transport.SSE{KeepAlivePingInterval: cfg.KeepAlive},
 		WriteTimeout: cfg.WriteTimeout,
 		ReadLimit:    cfg.ReadLimit,
-	})
-	gql.AddTransport(transport.Options{})
-	gql.AddTransport(transport.POST{})
-	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
-	if cfg.Introspection {
-		gql.Use(extension.Introspection{})
 	}
-	gql.SetErrorPresenter(service.PresentError(d.Logger))
-	gql.SetRecoverFunc(func(ctx context.Context, v any) error {
-		d.Logger.Error("panic in resolver", "panic", v)
-		return errors.New("internal error")
-	})
+	gql := service.NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: resolver}), cfg.Introspection, d.Logger, ws, sse)
 
 	mux := http.NewServeMux()
 	var api http.Handler = d.WS.Middleware(gql)
