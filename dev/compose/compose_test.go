@@ -24,20 +24,25 @@ var services = map[string]int{"pub": 8080, "sub": 8081}
 
 const root = "../.."
 
-func loadProject(t *testing.T) *types.Project {
+// loadProject loads docker-compose.yml with the override files given, as
+// `docker compose -f docker-compose.yml -f …` would.
+func loadProject(t *testing.T, overrides ...string) *types.Project {
 	t.Helper()
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts, err := cli.NewProjectOptions([]string{filepath.Join(abs, "docker-compose.yml")},
-		cli.WithWorkingDirectory(abs), cli.WithEnv(nil))
+	files := []string{filepath.Join(abs, "docker-compose.yml")}
+	for _, o := range overrides {
+		files = append(files, filepath.Join(abs, o))
+	}
+	opts, err := cli.NewProjectOptions(files, cli.WithWorkingDirectory(abs), cli.WithEnv(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p, err := opts.LoadProject(context.Background())
 	if err != nil {
-		t.Fatalf("docker-compose.yml: %v", err)
+		t.Fatalf("%v: %v", files, err)
 	}
 	return p
 }

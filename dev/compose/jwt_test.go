@@ -1,11 +1,7 @@
 package compose_test
 
 import (
-	"context"
-	"path/filepath"
 	"testing"
-
-	"github.com/compose-spec/compose-go/v2/cli"
 
 	"github.com/oshirase/oshirase/dev/harness"
 )
@@ -13,16 +9,7 @@ import (
 // The jwt override is a valid compose file, really switches both services
 // to jwt mode, and the binaries start with exactly its environment.
 func TestComposeJWTOverride(t *testing.T) {
-	abs, _ := filepath.Abs(root)
-	opts, err := cli.NewProjectOptions([]string{filepath.Join(abs, "docker-compose.yml"), filepath.Join(abs, "docker-compose.jwt.yml")},
-		cli.WithWorkingDirectory(abs), cli.WithEnv(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := opts.LoadProject(context.Background())
-	if err != nil {
-		t.Fatalf("docker-compose.jwt.yml: %v", err)
-	}
+	p := loadProject(t, "docker-compose.jwt.yml")
 	r := harness.StartRedis(t)
 	for name := range services {
 		env := p.Services[name].Environment
