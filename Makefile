@@ -1,7 +1,7 @@
 # oshirase — make run starts everything locally; make test runs the whole suite.
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
-MODULES := wire pub sub dev loadtest
+MODULES := wire bus service pub sub dev loadtest
 GO ?= go
 
 .PHONY: all build run test test-go test-js check-generated lint deps bench bench-full clean

@@ -7,6 +7,8 @@ require (
 	github.com/compose-spec/compose-go/v2 v2.16.2
 	github.com/gorilla/websocket v1.5.3
 	github.com/moby/patternmatcher v0.6.1
+	github.com/oshirase/oshirase/bus v0.0.0-00010101000000-000000000000
+	github.com/oshirase/oshirase/service v0.0.0-00010101000000-000000000000
 	github.com/oshirase/oshirase/wire v0.0.0-00010101000000-000000000000
 )
 
@@ -15,7 +17,9 @@ require (
 	github.com/distribution/reference v0.5.0 // indirect
 	github.com/docker/go-connections v0.4.0 // indirect
 	github.com/docker/go-units v0.5.0 // indirect
-	github.com/go-viper/mapstructure/v2 v2.4.0 // indirect
+	github.com/go-viper/mapstructure/v2 v2.5.0 // indirect
+	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
+	github.com/google/uuid v1.6.0 // indirect
 	github.com/mattn/go-shellwords v1.0.12 // indirect
 	github.com/opencontainers/go-digest v1.0.0 // indirect
 	github.com/redis/go-redis/v9 v9.23.0 // indirect
@@ -30,4 +34,8 @@ require (
 	golang.org/x/text v0.14.0 // indirect
 )
 
-replace github.com/oshirase/oshirase/wire => ../wire
+replace (
+	github.com/oshirase/oshirase/bus => ../bus
+	github.com/oshirase/oshirase/service => ../service
+	github.com/oshirase/oshirase/wire => ../wire
+)

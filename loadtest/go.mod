@@ -15,4 +15,8 @@ require (
 	golang.org/x/sys v0.48.0 // indirect
 )
 
-replace github.com/oshirase/oshirase/wire => ../wire
+replace (
+	github.com/oshirase/oshirase/bus => ../bus
+	github.com/oshirase/oshirase/service => ../service
+	github.com/oshirase/oshirase/wire => ../wire
+)

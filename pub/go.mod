@@ -4,6 +4,8 @@ go 1.26.0
 
 require (
 	github.com/99designs/gqlgen v0.17.98
+	github.com/oshirase/oshirase/bus v0.0.0-00010101000000-000000000000
+	github.com/oshirase/oshirase/service v0.0.0-00010101000000-000000000000
 	github.com/oshirase/oshirase/wire v0.0.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/vektah/gqlparser/v2 v2.5.64
@@ -29,6 +31,10 @@ require (
 	golang.org/x/tools v0.52.0 // indirect
 )
 
-replace github.com/oshirase/oshirase/wire => ../wire
+replace (
+	github.com/oshirase/oshirase/bus => ../bus
+	github.com/oshirase/oshirase/service => ../service
+	github.com/oshirase/oshirase/wire => ../wire
+)
 
 tool github.com/99designs/gqlgen

@@ -12,7 +12,7 @@ import (
 
 	"github.com/oshirase/oshirase/pub/internal/app"
 	"github.com/oshirase/oshirase/pub/internal/config"
-	"github.com/oshirase/oshirase/wire/service"
+	"github.com/oshirase/oshirase/service/logging"
 )
 
 func main() {
@@ -21,7 +21,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "pub: invalid configuration:\n%v\n", err)
 		os.Exit(2)
 	}
-	log := service.NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+	log := logging.NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := app.Run(ctx, cfg, log); err != nil {

@@ -4,8 +4,9 @@ go 1.26.0
 
 require (
 	github.com/99designs/gqlgen v0.17.98
-	github.com/google/uuid v1.6.0
 	github.com/gorilla/websocket v1.5.3
+	github.com/oshirase/oshirase/bus v0.0.0-00010101000000-000000000000
+	github.com/oshirase/oshirase/service v0.0.0-00010101000000-000000000000
 	github.com/oshirase/oshirase/wire v0.0.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/vektah/gqlparser/v2 v2.5.64
@@ -19,6 +20,7 @@ require (
 	github.com/go-viper/mapstructure/v2 v2.5.0 // indirect
 	github.com/goccy/go-yaml v1.19.2 // indirect
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
+	github.com/google/uuid v1.6.0 // indirect
 	github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
 	github.com/rs/cors v1.11.1 // indirect
 	github.com/sosodev/duration v1.4.0 // indirect
@@ -31,6 +33,10 @@ require (
 	golang.org/x/tools v0.52.0 // indirect
 )
 
-replace github.com/oshirase/oshirase/wire => ../wire
+replace (
+	github.com/oshirase/oshirase/bus => ../bus
+	github.com/oshirase/oshirase/service => ../service
+	github.com/oshirase/oshirase/wire => ../wire
+)
 
 tool github.com/99designs/gqlgen

@@ -12,9 +12,9 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/oshirase/oshirase/service/logging"
 	"github.com/oshirase/oshirase/sub/internal/app"
 	"github.com/oshirase/oshirase/sub/internal/config"
-	"github.com/oshirase/oshirase/wire/service"
 )
 
 func main() {
@@ -23,7 +23,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "sub: invalid configuration:\n%v\n", err)
 		os.Exit(2)
 	}
-	log := service.NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+	log := logging.NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
 	if cfg.PprofAddr != "" {
 		go func() {
 			log.Info("pprof listening", "addr", cfg.PprofAddr)

@@ -115,11 +115,15 @@ func PersonChannel(tenant, user string) (Channel, error) {
 	return NewChannel(tenant, ScopePerson, user)
 }
 
+// DemoTenant is the one tenant of AUTH_MODE=none, where callers are
+// trusted: both services name its channels with it.
+const DemoTenant = "default"
+
 // PublicChannel is the channel of announcements to everyone.
 func PublicChannel() Channel { return Channel(channelPrefix + "{a}") }
 
 // CountKey is the Redis hash holding, per sub instance, how many live
-// subscriptions read this channel. See CountScript.
+// subscriptions read this channel (the bus keeps it; see bus/lua).
 func (c Channel) CountKey() string {
 	return countPrefix + strings.TrimPrefix(string(c), channelPrefix)
 }

@@ -69,7 +69,7 @@ func TestCompose(t *testing.T) {
 				t.Fatal("no build section")
 			}
 			if s.Build.Context != abs {
-				t.Errorf("build context %s, want the repository root: the image needs wire/ too", s.Build.Context)
+				t.Errorf("build context %s, want the repository root: the image needs the shared modules (wire/, bus/, service/) too", s.Build.Context)
 			}
 			if want := name + "/Dockerfile"; s.Build.Dockerfile != want {
 				t.Errorf("dockerfile %q, want %q", s.Build.Dockerfile, want)

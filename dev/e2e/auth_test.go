@@ -12,7 +12,7 @@ import (
 
 	"github.com/oshirase/oshirase/dev/gqlws"
 	"github.com/oshirase/oshirase/dev/harness"
-	"github.com/oshirase/oshirase/wire/auth/authtest"
+	"github.com/oshirase/oshirase/service/auth/authtest"
 )
 
 const (

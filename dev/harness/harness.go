@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oshirase/oshirase/wire/redistest"
+	"github.com/oshirase/oshirase/bus/redistest"
 )
 
 // FreePort returns a TCP port that is free now (see redistest.FreePort).

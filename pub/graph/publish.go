@@ -6,15 +6,15 @@ import (
 
 	"github.com/oshirase/oshirase/pub/graph/model"
 	"github.com/oshirase/oshirase/pub/internal/access"
-	"github.com/oshirase/oshirase/wire/auth"
-	"github.com/oshirase/oshirase/wire/service"
+	"github.com/oshirase/oshirase/service/auth"
+	"github.com/oshirase/oshirase/service/errkind"
 )
 
 // publish checks the caller may address t, then publishes.
 func (r *mutationResolver) publish(ctx context.Context, t access.Target, text string) (*model.SendNotificationResponse, error) {
 	caller, ok := auth.FromContext(ctx)
 	if !ok {
-		return nil, fmt.Errorf("%w: no credentials", service.ErrForbidden)
+		return nil, fmt.Errorf("%w: no credentials", errkind.ErrForbidden)
 	}
 	t, err := access.Resolve(caller, t)
 	if err != nil {

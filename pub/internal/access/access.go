@@ -6,9 +6,9 @@ package access
 import (
 	"fmt"
 
+	"github.com/oshirase/oshirase/service/auth"
+	"github.com/oshirase/oshirase/service/errkind"
 	"github.com/oshirase/oshirase/wire"
-	"github.com/oshirase/oshirase/wire/auth"
-	"github.com/oshirase/oshirase/wire/service"
 )
 
 // Target is one audience a publisher asked for.
@@ -21,7 +21,7 @@ type Target struct {
 // Resolve checks that caller may publish to t and fills in the tenant.
 func Resolve(caller auth.Identity, t Target) (Target, error) {
 	if !caller.Publisher && !caller.Platform {
-		return Target{}, fmt.Errorf("%w: this credential may not publish (it needs the publisher role)", service.ErrForbidden)
+		return Target{}, fmt.Errorf("%w: this credential may not publish (it needs the publisher role)", errkind.ErrForbidden)
 	}
 	own := caller.Tenant
 	if own == auth.PlatformTenant {
@@ -30,31 +30,31 @@ func Resolve(caller auth.Identity, t Target) (Target, error) {
 	switch {
 	case t.Scope == wire.ScopePublic:
 		if !caller.Platform {
-			return Target{}, fmt.Errorf("%w: only platform credentials may publish to everyone", service.ErrForbidden)
+			return Target{}, fmt.Errorf("%w: only platform credentials may publish to everyone", errkind.ErrForbidden)
 		}
 		if t.To != "" || t.Tenant != "" {
-			return Target{}, fmt.Errorf("%w: a PUBLIC notice takes neither to nor tenant", service.ErrBadInput)
+			return Target{}, fmt.Errorf("%w: a PUBLIC notice takes neither to nor tenant", errkind.ErrBadInput)
 		}
 		return t, nil
 	case t.Tenant == "":
 		if own == "" {
-			return Target{}, fmt.Errorf("%w: platform credentials have no tenant of their own: name one (publish(input: {tenant: …}))", service.ErrBadInput)
+			return Target{}, fmt.Errorf("%w: platform credentials have no tenant of their own: name one (publish(input: {tenant: …}))", errkind.ErrBadInput)
 		}
 		t.Tenant = own
 	case t.Tenant != own && !caller.Platform:
-		return Target{}, fmt.Errorf("%w: this credential may only publish to its own tenant", service.ErrForbidden)
+		return Target{}, fmt.Errorf("%w: this credential may only publish to its own tenant", errkind.ErrForbidden)
 	}
 	switch t.Scope {
 	case wire.ScopeCompany:
 		if t.To != "" {
-			return Target{}, fmt.Errorf("%w: a COMPANY notice takes no to", service.ErrBadInput)
+			return Target{}, fmt.Errorf("%w: a COMPANY notice takes no to", errkind.ErrBadInput)
 		}
 	case wire.ScopePerson, wire.ScopeStore:
 		if t.To == "" {
-			return Target{}, fmt.Errorf("%w: to is empty", service.ErrBadInput)
+			return Target{}, fmt.Errorf("%w: to is empty", errkind.ErrBadInput)
 		}
 	default:
-		return Target{}, fmt.Errorf("%w: unknown scope %q", service.ErrBadInput, t.Scope)
+		return Target{}, fmt.Errorf("%w: unknown scope %q", errkind.ErrBadInput, t.Scope)
 	}
 	return t, nil
 }

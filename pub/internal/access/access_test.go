@@ -5,9 +5,9 @@ import (
 	"testing"
 
 	"github.com/oshirase/oshirase/pub/internal/access"
+	"github.com/oshirase/oshirase/service/auth"
+	"github.com/oshirase/oshirase/service/errkind"
 	"github.com/oshirase/oshirase/wire"
-	"github.com/oshirase/oshirase/wire/auth"
-	"github.com/oshirase/oshirase/wire/service"
 )
 
 func TestResolve(t *testing.T) {
@@ -24,15 +24,15 @@ func TestResolve(t *testing.T) {
 		{"own tenant by default", acme, access.Target{Scope: wire.ScopePerson, To: "bob"}, access.Target{Tenant: "acme", Scope: wire.ScopePerson, To: "bob"}, nil},
 		{"own tenant named", acme, access.Target{Tenant: "acme", Scope: wire.ScopeStore, To: "s1"}, access.Target{Tenant: "acme", Scope: wire.ScopeStore, To: "s1"}, nil},
 		{"company", acme, access.Target{Scope: wire.ScopeCompany}, access.Target{Tenant: "acme", Scope: wire.ScopeCompany}, nil},
-		{"other tenant", acme, access.Target{Tenant: "globex", Scope: wire.ScopePerson, To: "bob"}, access.Target{}, service.ErrForbidden},
-		{"public needs platform", acme, access.Target{Scope: wire.ScopePublic}, access.Target{}, service.ErrForbidden},
-		{"user token cannot publish", user, access.Target{Scope: wire.ScopePerson, To: "bob"}, access.Target{}, service.ErrForbidden},
+		{"other tenant", acme, access.Target{Tenant: "globex", Scope: wire.ScopePerson, To: "bob"}, access.Target{}, errkind.ErrForbidden},
+		{"public needs platform", acme, access.Target{Scope: wire.ScopePublic}, access.Target{}, errkind.ErrForbidden},
+		{"user token cannot publish", user, access.Target{Scope: wire.ScopePerson, To: "bob"}, access.Target{}, errkind.ErrForbidden},
 		{"platform any tenant", platform, access.Target{Tenant: "globex", Scope: wire.ScopeCompany}, access.Target{Tenant: "globex", Scope: wire.ScopeCompany}, nil},
 		{"platform public", platform, access.Target{Scope: wire.ScopePublic}, access.Target{Scope: wire.ScopePublic}, nil},
-		{"platform needs a tenant", platform, access.Target{Scope: wire.ScopePerson, To: "bob"}, access.Target{}, service.ErrBadInput},
-		{"person needs to", acme, access.Target{Scope: wire.ScopePerson}, access.Target{}, service.ErrBadInput},
-		{"company takes no to", acme, access.Target{Scope: wire.ScopeCompany, To: "x"}, access.Target{}, service.ErrBadInput},
-		{"public takes no tenant", platform, access.Target{Scope: wire.ScopePublic, Tenant: "acme"}, access.Target{}, service.ErrBadInput},
+		{"platform needs a tenant", platform, access.Target{Scope: wire.ScopePerson, To: "bob"}, access.Target{}, errkind.ErrBadInput},
+		{"person needs to", acme, access.Target{Scope: wire.ScopePerson}, access.Target{}, errkind.ErrBadInput},
+		{"company takes no to", acme, access.Target{Scope: wire.ScopeCompany, To: "x"}, access.Target{}, errkind.ErrBadInput},
+		{"public takes no tenant", platform, access.Target{Scope: wire.ScopePublic, Tenant: "acme"}, access.Target{}, errkind.ErrBadInput},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := access.Resolve(tc.caller, tc.in)

@@ -10,17 +10,18 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/oshirase/oshirase/bus"
+
 	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/oshirase/oshirase/pub/graph"
 	"github.com/oshirase/oshirase/pub/internal/config"
 	"github.com/oshirase/oshirase/pub/internal/publisher"
-	"github.com/oshirase/oshirase/wire/service"
+	"github.com/oshirase/oshirase/service/gqlserve"
+	"github.com/oshirase/oshirase/service/httpserve"
+	"github.com/oshirase/oshirase/service/metrics"
 )
-
-// DemoTenant is the one tenant of AUTH_MODE=none; sub uses the same.
-const DemoTenant = "default"
 
 // Run serves until ctx ends, then shuts down gracefully.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
@@ -34,12 +35,16 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer closeAuth()
-	pubr := publisher.New(publisher.Config{Client: rdb, MaxTextBytes: cfg.MaxTextBytes, Timeout: cfg.PublishTimeout})
-	origins := service.NewOrigins(cfg.AllowedOrigins)
+	b, err := bus.NewRedis(bus.Config{Client: rdb, Logger: log})
+	if err != nil {
+		return err
+	}
+	pubr := publisher.New(publisher.Config{Bus: b, MaxTextBytes: cfg.MaxTextBytes, Timeout: cfg.PublishTimeout})
+	origins := httpserve.NewOrigins(cfg.AllowedOrigins)
 	if origins.Any() {
 		log.Warn("ALLOWED_ORIGINS is *: any web page may call pub; list your frontends' origins in production")
 	}
-	srv, err := service.Listen(fmt.Sprintf(":%d", cfg.Port), newHandler(cfg, origins, authenticate, pubr, rdb, log), log)
+	srv, err := httpserve.Listen(fmt.Sprintf(":%d", cfg.Port), newHandler(cfg, origins, authenticate, pubr, rdb, log), log)
 	if err != nil {
 		return err
 	}
@@ -53,17 +58,17 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	return nil
 }
 
-func newHandler(cfg config.Config, origins service.Origins, authenticate service.Authenticator, pubr *publisher.Publisher, rdb *redis.Client, log *slog.Logger) http.Handler {
-	gql := service.NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{Publisher: pubr}}), cfg.Introspection, log)
+func newHandler(cfg config.Config, origins httpserve.Origins, authenticate httpserve.Authenticator, pubr *publisher.Publisher, rdb *redis.Client, log *slog.Logger) http.Handler {
+	gql := gqlserve.NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{Publisher: pubr}}), cfg.Introspection, log)
 
-	api := origins.Guard(service.RequireCredentials(authenticate, gql))
+	api := origins.Guard(httpserve.RequireCredentials(authenticate, gql))
 	mux := http.NewServeMux()
 	mux.Handle("/query", api)
 	mux.Handle("/graphql", api)
 	if cfg.Playground {
 		mux.Handle("GET /{$}", playground.Handler("oshirase pub", "/query"))
 	}
-	metrics := service.NewMetrics()
+	metrics := metrics.New()
 	metrics.CounterFunc("oshirase_pub_published_total", "Notices published on Redis.", pubr.Published.Load)
 	metrics.CounterFunc("oshirase_pub_delivered_total", "Live subscriptions that received a published notice.", pubr.Delivered.Load)
 	metrics.CounterFunc("oshirase_pub_failed_total", "Publishes Redis did not take in time.", pubr.Failed.Load)

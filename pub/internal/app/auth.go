@@ -7,18 +7,21 @@ import (
 	"net/http"
 
 	"github.com/oshirase/oshirase/pub/internal/config"
-	"github.com/oshirase/oshirase/wire/auth"
-	"github.com/oshirase/oshirase/wire/service"
+	"github.com/oshirase/oshirase/service/auth"
+	"github.com/oshirase/oshirase/service/envconf"
+	"github.com/oshirase/oshirase/service/errkind"
+	"github.com/oshirase/oshirase/service/httpserve"
+	"github.com/oshirase/oshirase/wire"
 )
 
 // demoCaller is every caller in AUTH_MODE=none: it may publish anything to
 // the demo tenant, as the original design allowed.
-var demoCaller = auth.Identity{Tenant: DemoTenant, Publisher: true, Platform: true}
+var demoCaller = auth.Identity{Tenant: wire.DemoTenant, Publisher: true, Platform: true}
 
 // newAuthenticator returns how pub learns who is calling: in jwt mode, an
 // API key or a publisher token in "Authorization: Bearer …".
-func newAuthenticator(ctx context.Context, cfg config.Config, log *slog.Logger) (service.Authenticator, func(), error) {
-	if cfg.AuthMode != service.AuthJWT {
+func newAuthenticator(ctx context.Context, cfg config.Config, log *slog.Logger) (httpserve.Authenticator, func(), error) {
+	if cfg.AuthMode != envconf.AuthJWT {
 		log.Warn("AUTH_MODE=none: anyone who can reach pub may publish to anyone; use AUTH_MODE=jwt in production")
 		return func(r *http.Request) (context.Context, error) {
 			return auth.WithIdentity(r.Context(), demoCaller), nil
@@ -46,7 +49,7 @@ func newAuthenticator(ctx context.Context, cfg config.Config, log *slog.Logger) 
 			return nil, err
 		}
 		if !id.Publisher && !id.Platform {
-			return nil, fmt.Errorf("%w: this token may not publish (it needs the publisher role)", service.ErrForbidden)
+			return nil, fmt.Errorf("%w: this token may not publish (it needs the publisher role)", errkind.ErrForbidden)
 		}
 		return auth.WithIdentity(r.Context(), id), nil
 	}

@@ -6,15 +6,15 @@ package config
 import (
 	"time"
 
-	"github.com/oshirase/oshirase/wire/auth"
-	"github.com/oshirase/oshirase/wire/service"
+	"github.com/oshirase/oshirase/service/auth"
+	"github.com/oshirase/oshirase/service/envconf"
 )
 
 // Config is pub's configuration: the variables every service reads (PORT
 // defaults to 8080 here) and pub's own. The README's table lists the same
 // variables; keep them in step.
 type Config struct {
-	service.Common
+	envconf.Common
 	MaxTextBytes   int           // MAX_TEXT_BYTES, default 4KiB
 	PublishTimeout time.Duration // PUBLISH_TIMEOUT, default 3s
 	APIKeys        auth.APIKeys  // PUBLISHER_API_KEYS, e.g. "key1:acme,key2:*"
@@ -23,7 +23,7 @@ type Config struct {
 // Load reads the configuration through lookup (nil: the process
 // environment).
 func Load(lookup func(string) (string, bool)) (Config, error) {
-	e := service.NewEnv(lookup)
+	e := envconf.NewEnv(lookup)
 	c := Config{
 		Common:         e.Common(8080, true),
 		MaxTextBytes:   e.Bytes("MAX_TEXT_BYTES", 4<<10, 1, 1<<20),
@@ -36,7 +36,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		}
 		c.APIKeys = keys
 	}
-	if c.AuthMode == service.AuthJWT && !c.HasJWT && c.APIKeys.Len() == 0 {
+	if c.AuthMode == envconf.AuthJWT && !c.HasJWT && c.APIKeys.Len() == 0 {
 		e.Fail("AUTH_MODE=jwt", "set PUBLISHER_API_KEYS or one of JWT_SECRET, JWT_PUBLIC_KEY_FILE, JWT_PUBLIC_KEY, JWT_JWKS_URL")
 	}
 	return c, e.Err()

@@ -1,6 +1,6 @@
-// Package publisher puts notices on Redis: one message on the audience's
-// channel, published atomically with the count of live subscriptions that
-// read it.
+// Package publisher is pub's side of a notice before it reaches the bus:
+// it checks the caller's input, names the audience's channel, stamps and
+// encodes the message, and publishes it within PUBLISH_TIMEOUT.
 package publisher
 
 import (
@@ -10,22 +10,19 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/oshirase/oshirase/bus"
 
+	"github.com/oshirase/oshirase/service/errkind"
 	"github.com/oshirase/oshirase/wire"
-	"github.com/oshirase/oshirase/wire/service"
 )
 
 // ErrInvalid is wrapped by errors about the caller's input.
-var ErrInvalid = service.ErrBadInput
-
-// ErrUnavailable is wrapped when Redis does not answer in time.
-var ErrUnavailable = fmt.Errorf("publisher: redis: %w", service.ErrUnavailable)
+var ErrInvalid = errkind.ErrBadInput
 
 // Config configures a Publisher.
 type Config struct {
-	// Client publishes. Required.
-	Client redis.Scripter
+	// Bus publishes. Required.
+	Bus bus.Publisher
 	// MaxTextBytes is the longest text accepted. Default: 4096.
 	MaxTextBytes int
 	// Timeout bounds one publish, retries included. Default: 3s.
@@ -34,7 +31,7 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Publisher implements graph.Publisher on Redis.
+// Publisher implements graph.Publisher on the bus.
 type Publisher struct {
 	cfg Config
 	// Published, Delivered and Failed count notices put on Redis, the live
@@ -81,10 +78,10 @@ func (p *Publisher) Publish(ctx context.Context, tenant string, scope wire.Scope
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
-	n, err := wire.PublishScript.Run(ctx, p.cfg.Client, []string{ch.CountKey()}, string(ch), payload).Int()
+	n, err := p.cfg.Bus.Publish(ctx, ch, payload)
 	if err != nil {
 		p.Failed.Add(1)
-		return 0, nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return 0, nil, fmt.Errorf("publisher: %w", err)
 	}
 	p.Published.Add(1)
 	p.Delivered.Add(int64(n))

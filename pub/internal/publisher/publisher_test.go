@@ -7,10 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oshirase/oshirase/bus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/oshirase/oshirase/bus/redistest"
 	"github.com/oshirase/oshirase/pub/internal/publisher"
+	"github.com/oshirase/oshirase/service/errkind"
 	"github.com/oshirase/oshirase/wire"
-	"github.com/oshirase/oshirase/wire/redistest"
-	"github.com/oshirase/oshirase/wire/service"
 )
 
 func TestPublishEncodesTheContract(t *testing.T) {
@@ -25,7 +28,7 @@ func TestPublishEncodesTheContract(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Unix(1_800_000_000, 0)
-	p := publisher.New(publisher.Config{Client: rdb, Now: func() time.Time { return now }})
+	p := publisher.New(publisher.Config{Bus: newBus(t, rdb), Now: func() time.Time { return now }})
 
 	n, msg, err := p.Publish(ctx, "acme", wire.ScopePerson, "bob", "hello")
 	if err != nil {
@@ -48,7 +51,7 @@ func TestPublishEncodesTheContract(t *testing.T) {
 }
 
 func TestPublishRejectsBadInput(t *testing.T) {
-	p := publisher.New(publisher.Config{Client: nil, MaxTextBytes: 8})
+	p := publisher.New(publisher.Config{Bus: nil, MaxTextBytes: 8})
 	for _, tc := range []struct{ to, text, want string }{
 		{"bob", "", "empty"},
 		{"bob", "123456789", "limit is 8"},
@@ -57,7 +60,7 @@ func TestPublishRejectsBadInput(t *testing.T) {
 		{strings.Repeat("b", 257), "hi", "limit is 256"},
 	} {
 		_, _, err := p.Publish(context.Background(), "acme", wire.ScopePerson, tc.to, tc.text)
-		if !errors.Is(err, service.ErrBadInput) && !errors.Is(err, wire.ErrInvalidName) || !strings.Contains(err.Error(), tc.want) {
+		if !errors.Is(err, errkind.ErrBadInput) && !errors.Is(err, wire.ErrInvalidName) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Publish(%q, %q) = %v, want bad input mentioning %q", tc.to, tc.text, err, tc.want)
 		}
 	}
@@ -68,13 +71,23 @@ func TestPublishWithRedisDownFailsInTime(t *testing.T) {
 	rdb := srv.Client()
 	defer rdb.Close()
 	srv.Stop()
-	p := publisher.New(publisher.Config{Client: rdb, Timeout: 500 * time.Millisecond})
+	p := publisher.New(publisher.Config{Bus: newBus(t, rdb), Timeout: 500 * time.Millisecond})
 	start := time.Now()
 	_, _, err := p.Publish(context.Background(), "acme", wire.ScopePerson, "bob", "hi")
-	if !errors.Is(err, service.ErrUnavailable) {
+	if !errors.Is(err, errkind.ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("took %s", d)
 	}
+}
+
+func newBus(t *testing.T, rdb *redis.Client) *bus.Redis {
+	t.Helper()
+	b, err := bus.NewRedis(bus.Config{Client: rdb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
 }

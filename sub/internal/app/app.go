@@ -1,4 +1,4 @@
-// Package app wires sub together: Redis, broker, hub, HTTP server. Run is
+// Package app wires sub together: Redis, bus, hub, HTTP server. Run is
 // the whole life of the service; main only reads the configuration and
 // waits for a signal.
 package app
@@ -12,15 +12,17 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/oshirase/oshirase/bus"
+	"github.com/oshirase/oshirase/service/auth"
+	"github.com/oshirase/oshirase/service/envconf"
+	"github.com/oshirase/oshirase/service/httpserve"
+	"github.com/oshirase/oshirase/service/metrics"
 	"github.com/oshirase/oshirase/sub/graph"
-	"github.com/oshirase/oshirase/sub/internal/broker"
 	"github.com/oshirase/oshirase/sub/internal/config"
 	"github.com/oshirase/oshirase/sub/internal/hub"
 	"github.com/oshirase/oshirase/sub/internal/server"
 	"github.com/oshirase/oshirase/sub/internal/wsconn"
 	"github.com/oshirase/oshirase/wire"
-	"github.com/oshirase/oshirase/wire/auth"
-	"github.com/oshirase/oshirase/wire/service"
 )
 
 // Run serves until ctx ends, then shuts down gracefully: stop accepting,
@@ -33,9 +35,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	rdb := redis.NewClient(&opt)
 	defer rdb.Close()
 
-	metrics := service.NewMetrics()
+	metrics := metrics.New()
 	var h *hub.Hub
-	b, err := broker.NewRedis(broker.Config{
+	b, err := bus.NewRedis(bus.Config{
 		Client:   rdb,
 		Handler:  func(ch wire.Channel, p []byte) { h.Deliver(ch, p) },
 		CountTTL: cfg.CountTTL,
@@ -44,11 +46,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	h = hub.New(hub.Config{Broker: b, QueueSize: cfg.QueueSize, SubscribeTimeout: cfg.SubscribeWait, Logger: log})
+	h = hub.New(hub.Config{Bus: b, QueueSize: cfg.QueueSize, SubscribeTimeout: cfg.SubscribeWait, Logger: log})
 
 	var verifier *auth.Verifier
 	var audience graph.Audience = server.TrustingAudience{}
-	if cfg.AuthMode == service.AuthJWT {
+	if cfg.AuthMode == envconf.AuthJWT {
 		verifier, err = auth.NewVerifier(ctx, cfg.JWT)
 		if err != nil {
 			return fmt.Errorf("AUTH_MODE=jwt: %w", err)
@@ -59,7 +61,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	} else {
 		log.Warn("AUTH_MODE=none: userName is trusted from the client, so anyone can read anyone's notices; use AUTH_MODE=jwt in production")
 	}
-	origins := service.NewOrigins(cfg.AllowedOrigins)
+	origins := httpserve.NewOrigins(cfg.AllowedOrigins)
 	if origins.Any() {
 		log.Warn("ALLOWED_ORIGINS is *: any web page may connect; list your frontends' origins in production")
 	}
@@ -89,7 +91,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Logger:  log,
 		WS:      ws,
 	})
-	srv, err := service.Listen(fmt.Sprintf(":%d", cfg.Port), handler, log)
+	srv, err := httpserve.Listen(fmt.Sprintf(":%d", cfg.Port), handler, log)
 	if err != nil {
 		return err
 	}
@@ -99,7 +101,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	err = srv.Run(ctx, cfg.ShutdownTimeout)
 	h.Close()
 	if cerr := b.Close(); cerr != nil && !errors.Is(cerr, redis.ErrClosed) {
-		log.Warn("closing broker", "err", cerr)
+		log.Warn("closing bus", "err", cerr)
 	}
 	if err != nil {
 		return err
@@ -108,7 +110,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	return nil
 }
 
-func registerMetrics(m *service.Metrics, h *hub.Hub, b *broker.Redis, ws *wsconn.Implementation) {
+func registerMetrics(m *metrics.Registry, h *hub.Hub, b *bus.Redis, ws *wsconn.Implementation) {
 	m.GaugeFunc("oshirase_sub_subscriptions", "Live subscriptions.", func() int64 { return h.Stats().Subscriptions })
 	m.GaugeFunc("oshirase_sub_connections", "Open WebSocket connections.", func() int64 { return int64(ws.Open()) })
 	m.GaugeFunc("oshirase_sub_channels", "Redis channels with local subscribers.", func() int64 { return int64(b.Channels()) })

@@ -6,14 +6,14 @@ package config
 import (
 	"time"
 
-	"github.com/oshirase/oshirase/wire/service"
+	"github.com/oshirase/oshirase/service/envconf"
 )
 
 // Config is sub's configuration: the variables every service reads (PORT
 // defaults to 8081 here) and sub's own. The README's table lists the same
 // variables; keep them in step.
 type Config struct {
-	service.Common
+	envconf.Common
 	QueueSize     int           // QUEUE_SIZE, default 128
 	WriteTimeout  time.Duration // WRITE_TIMEOUT, default 5s
 	ReadLimit     int           // READ_LIMIT, default 64KiB
@@ -28,7 +28,7 @@ type Config struct {
 // Load reads the configuration through lookup (nil: the process
 // environment).
 func Load(lookup func(string) (string, bool)) (Config, error) {
-	e := service.NewEnv(lookup)
+	e := envconf.NewEnv(lookup)
 	c := Config{
 		Common:        e.Common(8081, false),
 		QueueSize:     e.Int("QUEUE_SIZE", 128, 1, 1<<20),

@@ -15,7 +15,7 @@ import (
 func BenchmarkFanOut(b *testing.B) {
 	for _, n := range []int{1, 100, 10_000} {
 		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
-			h := hub.New(hub.Config{Broker: newFakeBroker(), QueueSize: 1})
+			h := hub.New(hub.Config{Bus: newFakeBus(), QueueSize: 1})
 			defer h.Close()
 			ch := channel(b, "everyone")
 			subs := make([]*hub.Subscription, n)
@@ -42,7 +42,7 @@ func BenchmarkFanOut(b *testing.B) {
 func BenchmarkPersonal(b *testing.B) {
 	for _, n := range []int{1_000, 10_000} {
 		b.Run(fmt.Sprintf("users=%d", n), func(b *testing.B) {
-			h := hub.New(hub.Config{Broker: newFakeBroker(), QueueSize: 1})
+			h := hub.New(hub.Config{Bus: newFakeBus(), QueueSize: 1})
 			defer h.Close()
 			chs := make([]wire.Channel, n)
 			subs := make([]*hub.Subscription, n)

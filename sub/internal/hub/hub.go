@@ -15,9 +15,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/oshirase/oshirase/sub/internal/broker"
+	"github.com/oshirase/oshirase/service/errkind"
+	"github.com/oshirase/oshirase/service/logging"
 	"github.com/oshirase/oshirase/wire"
-	"github.com/oshirase/oshirase/wire/service"
 )
 
 // ErrSlowConsumer is the reason given to a subscription dropped because its
@@ -25,16 +25,25 @@ import (
 var ErrSlowConsumer = errors.New("hub: slow consumer: send queue overflowed")
 
 // ErrClosed is returned by Subscribe once the hub is closed.
-var ErrClosed = fmt.Errorf("hub: closed: %w", service.ErrUnavailable)
+var ErrClosed = fmt.Errorf("hub: closed: %w", errkind.ErrUnavailable)
+
+// Bus is what the hub needs from the bus's subscriber side; bus.Redis
+// implements it.
+type Bus interface {
+	// Subscribe has every channel of chs live and counted, or fails.
+	Subscribe(ctx context.Context, chs []wire.Channel) error
+	// Unsubscribe gives back one reference to each channel of chs.
+	Unsubscribe(chs []wire.Channel)
+}
 
 // Config configures a Hub.
 type Config struct {
-	// Broker subscribes channels on the message bus. Required.
-	Broker broker.Broker
+	// Bus subscribes channels on the message bus. Required.
+	Bus Bus
 	// QueueSize is how many notices may wait for one subscription before it
 	// counts as a slow consumer. Default: 128.
 	QueueSize int
-	// SubscribeTimeout bounds how long Subscribe waits for the broker to
+	// SubscribeTimeout bounds how long Subscribe waits for the bus to
 	// have every channel live (Redis down: the subscriber gets an error
 	// instead of waiting forever). Default: 5s.
 	SubscribeTimeout time.Duration
@@ -46,7 +55,7 @@ type Config struct {
 type Stats struct {
 	Subscriptions int64 // live now
 	Delivered     int64 // notices enqueued to a subscription
-	Received      int64 // messages handed in by the broker
+	Received      int64 // messages handed in by the bus
 	Malformed     int64 // messages that failed to decode and were skipped
 	SlowDropped   int64 // subscriptions dropped for overflowing their queue
 }
@@ -65,7 +74,7 @@ type Hub struct {
 	live   map[*Subscription]struct{}
 
 	subscriptions, delivered, received, malformed, slowDropped atomic.Int64
-	malformedLog                                               service.Throttle
+	malformedLog                                               logging.Throttle
 }
 
 type shard struct {
@@ -107,7 +116,7 @@ type Subscription struct {
 	c      chan *wire.Message
 	closed bool
 	err    error
-	held   bool // the channels hold a broker reference
+	held   bool // the channels hold a bus reference
 }
 
 // C delivers notices; it is closed when the subscription ends.
@@ -121,7 +130,7 @@ func (s *Subscription) Err() error {
 }
 
 // Subscribe starts a subscription to channels (no duplicates). It returns
-// once the broker has every channel live, so a notice published after it
+// once the bus has every channel live, so a notice published after it
 // returns is delivered. onDrop, if not nil, is called (on its own
 // goroutine) when the hub drops the subscription, with the reason.
 func (h *Hub) Subscribe(ctx context.Context, channels []wire.Channel, onDrop func(error)) (*Subscription, error) {
@@ -148,7 +157,7 @@ func (h *Hub) Subscribe(ctx context.Context, channels []wire.Channel, onDrop fun
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.SubscribeTimeout)
 	defer cancel()
-	err := h.cfg.Broker.Subscribe(ctx, channels)
+	err := h.cfg.Bus.Subscribe(ctx, channels)
 	s.mu.Lock()
 	switch {
 	case err == nil && !s.closed:
@@ -158,7 +167,7 @@ func (h *Hub) Subscribe(ctx context.Context, channels []wire.Channel, onDrop fun
 	case err == nil: // dropped while subscribing
 		err = s.err
 		s.mu.Unlock()
-		h.cfg.Broker.Unsubscribe(channels)
+		h.cfg.Bus.Unsubscribe(channels)
 	default:
 		s.mu.Unlock()
 		s.Close()
@@ -175,7 +184,7 @@ func (s *Subscription) Close() {
 }
 
 // close marks s closed with reason err. It reports whether this call did,
-// and whether its channels hold a broker reference to release.
+// and whether its channels hold a bus reference to release.
 func (s *Subscription) close(err error) (held bool, ok bool) {
 	s.mu.Lock()
 	if s.closed {
@@ -196,11 +205,11 @@ func (s *Subscription) close(err error) (held bool, ok bool) {
 	return held, true
 }
 
-// release removes s from the index and gives back its broker references.
+// release removes s from the index and gives back its bus references.
 func (s *Subscription) release(held bool) {
 	s.hub.unindex(s, s.channels)
 	if held {
-		s.hub.cfg.Broker.Unsubscribe(s.channels)
+		s.hub.cfg.Bus.Unsubscribe(s.channels)
 	}
 }
 
@@ -234,7 +243,7 @@ func (s *Subscription) offer(m *wire.Message) (accepted, overflow bool) {
 	}
 }
 
-// Deliver decodes one message from the broker and enqueues it to every
+// Deliver decodes one message from the bus and enqueues it to every
 // local subscription of ch. It never blocks on a subscriber.
 func (h *Hub) Deliver(ch wire.Channel, payload []byte) {
 	h.received.Add(1)

@@ -14,17 +14,17 @@ import (
 	"github.com/oshirase/oshirase/wire"
 )
 
-// fakeBroker counts references; the hub's logic is pure, so an in-memory
-// stand-in is enough here (the Redis broker has its own tests).
-type fakeBroker struct {
+// fakeBus counts references; the hub's logic is pure, so an in-memory
+// stand-in is enough here (the Redis bus has its own tests).
+type fakeBus struct {
 	mu   sync.Mutex
 	refs map[wire.Channel]int
 	fail wire.Channel
 }
 
-func newFakeBroker() *fakeBroker { return &fakeBroker{refs: map[wire.Channel]int{}} }
+func newFakeBus() *fakeBus { return &fakeBus{refs: map[wire.Channel]int{}} }
 
-func (b *fakeBroker) Subscribe(_ context.Context, chs []wire.Channel) error {
+func (b *fakeBus) Subscribe(_ context.Context, chs []wire.Channel) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, ch := range chs {
@@ -38,7 +38,7 @@ func (b *fakeBroker) Subscribe(_ context.Context, chs []wire.Channel) error {
 	return nil
 }
 
-func (b *fakeBroker) Unsubscribe(chs []wire.Channel) {
+func (b *fakeBus) Unsubscribe(chs []wire.Channel) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, ch := range chs {
@@ -48,7 +48,7 @@ func (b *fakeBroker) Unsubscribe(chs []wire.Channel) {
 	}
 }
 
-func (b *fakeBroker) total() int {
+func (b *fakeBus) total() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n := 0
@@ -78,8 +78,8 @@ func payload(t testing.TB, text string) []byte {
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestDeliversOnceToEachSubscriptionOfTheChannel(t *testing.T) {
-	b := newFakeBroker()
-	h := hub.New(hub.Config{Broker: b})
+	b := newFakeBus()
+	h := hub.New(hub.Config{Bus: b})
 	defer h.Close()
 	bob := channel(t, "bob")
 	company, _ := wire.NewChannel("acme", wire.ScopeCompany, "")
@@ -125,8 +125,8 @@ func TestDeliversOnceToEachSubscriptionOfTheChannel(t *testing.T) {
 }
 
 func TestOverflowDropsOnlyTheSlowSubscription(t *testing.T) {
-	b := newFakeBroker()
-	h := hub.New(hub.Config{Broker: b, QueueSize: 4})
+	b := newFakeBus()
+	h := hub.New(hub.Config{Bus: b, QueueSize: 4})
 	defer h.Close()
 	ch := channel(t, "bob")
 	dropped := make(chan error, 1)
@@ -165,7 +165,7 @@ func TestOverflowDropsOnlyTheSlowSubscription(t *testing.T) {
 }
 
 func TestMalformedMessagesAreCountedAndSkipped(t *testing.T) {
-	h := hub.New(hub.Config{Broker: newFakeBroker()})
+	h := hub.New(hub.Config{Bus: newFakeBus()})
 	defer h.Close()
 	ch := channel(t, "bob")
 	s, _ := h.Subscribe(context.Background(), []wire.Channel{ch}, nil)
@@ -180,9 +180,9 @@ func TestMalformedMessagesAreCountedAndSkipped(t *testing.T) {
 }
 
 func TestBrokerFailureReleasesWhatWasTaken(t *testing.T) {
-	b := newFakeBroker()
+	b := newFakeBus()
 	b.fail = channel(t, "down")
-	h := hub.New(hub.Config{Broker: b})
+	h := hub.New(hub.Config{Bus: b})
 	defer h.Close()
 	_, err := h.Subscribe(context.Background(), []wire.Channel{channel(t, "up"), b.fail}, nil)
 	if err == nil {
@@ -197,8 +197,8 @@ func TestBrokerFailureReleasesWhatWasTaken(t *testing.T) {
 }
 
 func TestConcurrentSubscribeDeliverClose(t *testing.T) {
-	b := newFakeBroker()
-	h := hub.New(hub.Config{Broker: b, QueueSize: 8})
+	b := newFakeBus()
+	h := hub.New(hub.Config{Bus: b, QueueSize: 8})
 	chs := []wire.Channel{channel(t, "a"), channel(t, "b"), channel(t, "c")}
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -250,7 +250,7 @@ func TestConcurrentSubscribeDeliverClose(t *testing.T) {
 }
 
 func TestCloseEndsEverySubscriptionAndRefusesNew(t *testing.T) {
-	h := hub.New(hub.Config{Broker: newFakeBroker()})
+	h := hub.New(hub.Config{Bus: newFakeBus()})
 	s, _ := h.Subscribe(context.Background(), []wire.Channel{channel(t, "bob")}, nil)
 	h.Close()
 	if _, open := <-s.C(); open {

@@ -3,12 +3,9 @@ package server
 import (
 	"context"
 
+	"github.com/oshirase/oshirase/service/auth"
 	"github.com/oshirase/oshirase/wire"
-	"github.com/oshirase/oshirase/wire/auth"
 )
-
-// DemoTenant is the one tenant of AUTH_MODE=none.
-const DemoTenant = "default"
 
 // TrustingAudience is the demo access policy of the original design: the
 // userName argument is believed. The subscription reads that user's
@@ -20,7 +17,7 @@ func (TrustingAudience) Channels(_ context.Context, userName string) ([]wire.Cha
 	if err := wire.ValidateName("userName", userName, 0); err != nil {
 		return nil, err
 	}
-	return channelsOf(auth.Identity{Tenant: DemoTenant, User: userName})
+	return channelsOf(auth.Identity{Tenant: wire.DemoTenant, User: userName})
 }
 
 // TokenAudience is AUTH_MODE=jwt's policy: a subscriber reads only what its

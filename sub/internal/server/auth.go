@@ -8,15 +8,10 @@ import (
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 
+	"github.com/oshirase/oshirase/service/auth"
+	"github.com/oshirase/oshirase/service/errkind"
 	"github.com/oshirase/oshirase/sub/internal/wsconn"
-	"github.com/oshirase/oshirase/wire/auth"
-	"github.com/oshirase/oshirase/wire/service"
 )
-
-// CloseForbidden is graphql-transport-ws's close code for a rejected
-// connection; graphql-ws clients do not retry it (1000 would make them
-// reconnect in a tight loop).
-const CloseForbidden = 4403
 
 // authenticator verifies tokens for AUTH_MODE=jwt.
 type authenticator struct {
@@ -58,13 +53,13 @@ func (a authenticator) initFunc(ctx context.Context, payload transport.InitPaylo
 	}
 	id, err := a.v.Verify(ctx, tok)
 	if err != nil {
-		ctx = transport.WithWebsocketCloseCode(ctx, CloseForbidden)
+		ctx = transport.WithWebsocketCloseCode(ctx, wsconn.CloseForbidden)
 		return transport.AppendCloseReason(ctx, "Forbidden"), nil, err
 	}
 	ctx = auth.WithIdentity(ctx, id)
 	if !id.ExpiresAt.IsZero() {
 		expire := time.AfterFunc(time.Until(id.ExpiresAt), func() {
-			_ = wsconn.Close(ctx, CloseForbidden, "Forbidden: token expired")
+			_ = wsconn.Close(ctx, wsconn.CloseForbidden, "Forbidden: token expired")
 		})
 		context.AfterFunc(ctx, func() { expire.Stop() })
 	}
@@ -73,5 +68,5 @@ func (a authenticator) initFunc(ctx context.Context, payload transport.InitPaylo
 
 // forbidden is the error for a subscription the token does not allow.
 func forbidden(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", service.ErrForbidden, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s", errkind.ErrForbidden, fmt.Sprintf(format, args...))
 }

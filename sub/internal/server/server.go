@@ -11,12 +11,14 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/99designs/gqlgen/graphql/playground"
 
+	"github.com/oshirase/oshirase/service/auth"
+	"github.com/oshirase/oshirase/service/gqlserve"
+	"github.com/oshirase/oshirase/service/httpserve"
+	"github.com/oshirase/oshirase/service/metrics"
 	"github.com/oshirase/oshirase/sub/graph"
 	"github.com/oshirase/oshirase/sub/internal/demo"
 	"github.com/oshirase/oshirase/sub/internal/hub"
 	"github.com/oshirase/oshirase/sub/internal/wsconn"
-	"github.com/oshirase/oshirase/wire/auth"
-	"github.com/oshirase/oshirase/wire/service"
 )
 
 // CloseSlowConsumer is the WebSocket close code for a subscriber dropped
@@ -26,7 +28,7 @@ const CloseSlowConsumer = 1013
 
 // Config configures the handler.
 type Config struct {
-	Origins       service.Origins
+	Origins       httpserve.Origins
 	KeepAlive     time.Duration // legacy "ka" and graphql-transport-ws ping interval
 	InitTimeout   time.Duration // how long a connection may wait before connection_init
 	ReadLimit     int64         // largest client message, bytes
@@ -44,7 +46,7 @@ type Deps struct {
 	Hub      *hub.Hub
 	Audience graph.Audience
 	Ready    func() error // nil when ready to serve
-	Metrics  *service.Metrics
+	Metrics  *metrics.Registry
 	Logger   *slog.Logger
 	WS       *wsconn.Implementation
 }
@@ -81,12 +83,12 @@ func New(cfg Config, d Deps) http.Handler {
 		WriteTimeout: cfg.WriteTimeout,
 		ReadLimit:    cfg.ReadLimit,
 	}
-	gql := service.NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: resolver}), cfg.Introspection, d.Logger, ws, sse)
+	gql := gqlserve.NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: resolver}), cfg.Introspection, d.Logger, ws, sse)
 
 	mux := http.NewServeMux()
 	var api http.Handler = d.WS.Middleware(gql)
 	if cfg.Verifier != nil {
-		api = authn.keepRequestToken(service.RequireCredentials(authn.http, api))
+		api = authn.keepRequestToken(httpserve.RequireCredentials(authn.http, api))
 	}
 	mux.Handle("/graphql", cfg.Origins.Guard(api))
 	if cfg.Playground {

@@ -1,0 +1,288 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/oshirase/oshirase/bus"
+	"github.com/oshirase/oshirase/wire"
+)
+
+// A notice published by pub's bus reaches every sub instance that reads its
+// channel, byte for byte, and receivedUsers counts the subscriptions of all
+// of them.
+func TestPublishReachesEveryInstanceAndCountsThem(t *testing.T) {
+	forEachTopology(t, func(t *testing.T, d deployment) {
+		inA, inB := newInbox(), newInbox()
+		a, b := instance(t, d, inA), instance(t, d, inB)
+		pub := instance(t, d, nil)
+		ch, _ := wire.PersonChannel("acme", "bob")
+		other, _ := wire.PersonChannel("acme", "alice")
+		ctx := context.Background()
+
+		if got := publish(t, pub, ch, "nobody yet"); got != 0 {
+			t.Fatalf("receivedUsers with no subscriber = %d", got)
+		}
+		for _, s := range []*bus.Redis{a, a, b} {
+			if err := s.Subscribe(ctx, []wire.Channel{ch}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m, _ := wire.NewMessage("hello", wire.ScopePerson, time.Unix(1_800_000_000, 0))
+		payload, _ := m.Encode()
+		n, err := pub.Publish(ctx, ch, payload)
+		if err != nil || n != 3 {
+			t.Fatalf("Publish = %d, %v; want 3 (two on a, one on b)", n, err)
+		}
+		waitFor(t, "both instances", func() bool { return inA.count(ch) == 1 && inB.count(ch) == 1 })
+		if got := inA.got(ch)[0]; got != string(payload) {
+			t.Fatalf("instance a got %q, want %q", got, payload)
+		}
+		if inA.count(other) != 0 || inB.count(other) != 0 {
+			t.Fatal("a channel nobody subscribed delivered something")
+		}
+	})
+}
+
+func TestSubscribeIsLiveAndCountedWhenItReturns(t *testing.T) {
+	forEachTopology(t, func(t *testing.T, d deployment) {
+		in := newInbox()
+		b := instance(t, d, in)
+		ch, _ := wire.PersonChannel("acme", "bob")
+		ctx := context.Background()
+
+		if err := b.Subscribe(ctx, []wire.Channel{ch}); err != nil {
+			t.Fatal(err)
+		}
+		if got := publish(t, b, ch, "one"); got != 1 {
+			t.Fatalf("count after first Subscribe = %d, want 1", got)
+		}
+		if err := b.Subscribe(ctx, []wire.Channel{ch}); err != nil {
+			t.Fatal(err)
+		}
+		if got := publish(t, b, ch, "two"); got != 2 {
+			t.Fatalf("count after second Subscribe = %d, want 2", got)
+		}
+		waitFor(t, "both messages", func() bool { return in.count(ch) == 2 })
+
+		b.Unsubscribe([]wire.Channel{ch})
+		waitFor(t, "count 1", func() bool { return publish(t, b, ch, "probe") == 1 })
+		if chs := subscribedChannels(t, d); len(chs) != 1 {
+			t.Fatalf("channels %v, want still subscribed", chs)
+		}
+		b.Unsubscribe([]wire.Channel{ch})
+		waitFor(t, "unsubscribed", func() bool { return len(subscribedChannels(t, d)) == 0 })
+		rdb := d.client()
+		defer rdb.Close()
+		if n, _ := rdb.Exists(ctx, ch.CountKey()).Result(); n != 0 {
+			t.Fatal("count key left behind")
+		}
+	})
+}
+
+// A subscription's channels become live and counted together.
+func TestSubscribeSeveralChannelsAtOnce(t *testing.T) {
+	forEachTopology(t, func(t *testing.T, d deployment) {
+		b := instance(t, d, newInbox())
+		person, _ := wire.PersonChannel("acme", "bob")
+		company, _ := wire.NewChannel("acme", wire.ScopeCompany, "")
+		store, _ := wire.NewChannel("acme", wire.ScopeStore, "s1")
+		chs := []wire.Channel{person, company, store, wire.PublicChannel()}
+		if err := b.Subscribe(context.Background(), chs); err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range chs {
+			if got := publish(t, b, ch, "x"); got != 1 {
+				t.Fatalf("%s: count %d right after Subscribe, want 1", ch, got)
+			}
+		}
+		b.Unsubscribe(chs)
+		waitFor(t, "all gone", func() bool { return len(subscribedChannels(t, d)) == 0 })
+	})
+}
+
+func TestManyChannelsBatched(t *testing.T) {
+	forEachTopology(t, func(t *testing.T, d deployment) {
+		b := instance(t, d, newInbox())
+		ctx := context.Background()
+		const n = 3000
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ch, _ := wire.PersonChannel("acme", fmt.Sprint("u", i))
+				errs <- b.Subscribe(ctx, []wire.Channel{ch})
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if chs := subscribedChannels(t, d); len(chs) != n {
+			t.Fatalf("%d channels subscribed, want %d", len(chs), n)
+		}
+	})
+}
+
+// After Redis restarts (empty: no scripts, no counts, no subscriptions),
+// the subscriber side re-subscribes and rewrites its counts, and the
+// publisher reloads its script.
+func TestRedisRestartRestoresSubscriptionsAndCounts(t *testing.T) {
+	forEachTopology(t, func(t *testing.T, d deployment) {
+		in := newInbox()
+		b := instance(t, d, in)
+		pub := instance(t, d, nil)
+		ch, _ := wire.PersonChannel("acme", "phoenix")
+		if err := b.Subscribe(context.Background(), []wire.Channel{ch}); err != nil {
+			t.Fatal(err)
+		}
+		d.stop()
+		waitFor(t, "unhealthy", func() bool { return !b.Healthy() })
+		if _, err := tryPublish(pub, ch, "into the void"); !errors.Is(err, bus.ErrUnavailable) {
+			t.Fatalf("publish with redis down: %v, want ErrUnavailable", err)
+		}
+		d.start()
+		waitFor(t, "count restored", func() bool { n, err := tryPublish(pub, ch, "again"); return err == nil && n == 1 })
+		waitFor(t, "message after restart", func() bool { return in.count(ch) >= 1 })
+		if !b.Healthy() {
+			t.Fatal("not healthy after restart")
+		}
+	})
+}
+
+// Subscriptions that come and go while Redis is down leave Redis, once it
+// is back, subscribed to exactly the channels that have subscribers.
+func TestViewsAgreeAfterChangesDuringAnOutage(t *testing.T) {
+	forEachTopology(t, func(t *testing.T, d deployment) {
+		b := instance(t, d, newInbox())
+		ctx := context.Background()
+		stay, _ := wire.PersonChannel("acme", "stay")
+		leave, _ := wire.PersonChannel("acme", "leave")
+		for _, ch := range []wire.Channel{stay, leave} {
+			if err := b.Subscribe(ctx, []wire.Channel{ch}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d.stop()
+		waitFor(t, "unhealthy", func() bool { return !b.Healthy() })
+		b.Unsubscribe([]wire.Channel{leave})
+		late, _ := wire.PersonChannel("acme", "late")
+		lateDone := make(chan error, 1)
+		go func() { lateDone <- b.Subscribe(ctx, []wire.Channel{late}) }() // waits for Redis
+		d.start()
+		select {
+		case err := <-lateDone:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Subscribe made during the outage did not return after Redis came back")
+		}
+		waitFor(t, "redis subscribed to exactly stay and late", func() bool {
+			chs := subscribedChannels(t, d)
+			slices.Sort(chs)
+			want := []string{string(late), string(stay)}
+			slices.Sort(want)
+			return slices.Equal(chs, want)
+		})
+		waitFor(t, "counts", func() bool {
+			return publish(t, b, stay, "x") == 1 && publish(t, b, late, "x") == 1 && publish(t, b, leave, "x") == 0
+		})
+	})
+}
+
+func TestSubscribeWhileRedisIsDownFailsInTime(t *testing.T) {
+	forEachTopology(t, func(t *testing.T, d deployment) {
+		b := instance(t, d, newInbox())
+		d.stop()
+		ch, _ := wire.PersonChannel("acme", "nobody")
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		err := b.Subscribe(ctx, []wire.Channel{ch})
+		if !errors.Is(err, bus.ErrUnavailable) {
+			t.Fatalf("Subscribe with redis down: %v", err)
+		}
+		if b.Channels() != 0 {
+			t.Fatal("failed Subscribe left a reference")
+		}
+		d.start()
+		waitFor(t, "healthy", b.Healthy)
+		ch2, _ := wire.PersonChannel("acme", "later")
+		if err := b.Subscribe(context.Background(), []wire.Channel{ch2}); err != nil {
+			t.Fatal(err)
+		}
+		if got := publish(t, b, ch2, "x"); got != 1 {
+			t.Fatalf("count = %d", got)
+		}
+	})
+}
+
+func TestCloseRemovesCounts(t *testing.T) {
+	forEachTopology(t, func(t *testing.T, d deployment) {
+		b := instance(t, d, newInbox())
+		pub := instance(t, d, nil)
+		ch, _ := wire.PersonChannel("acme", "bob")
+		if err := b.Subscribe(context.Background(), []wire.Channel{ch}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := publish(t, pub, ch, "after close"); got != 0 {
+			t.Fatalf("count after Close = %d, want 0", got)
+		}
+		if err := b.Subscribe(context.Background(), []wire.Channel{ch}); !errors.Is(err, bus.ErrClosed) {
+			t.Fatalf("Subscribe after Close: %v, want ErrClosed", err)
+		}
+	})
+}
+
+func TestCrashedInstanceCountExpires(t *testing.T) {
+	forEachTopology(t, func(t *testing.T, d deployment) {
+		pub := instance(t, d, nil)
+		rdb := d.client()
+		defer rdb.Close()
+		ch, _ := wire.PersonChannel("acme", "bob")
+		// An instance that died without cleaning up left a count with 300ms to live.
+		if err := bus.SetCountScript.Run(context.Background(), rdb, []string{ch.CountKey()}, "dead-instance", 5, 300).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if got := publish(t, pub, ch, "x"); got != 5 {
+			t.Fatalf("count = %d, want 5", got)
+		}
+		time.Sleep(400 * time.Millisecond)
+		if got := publish(t, pub, ch, "y"); got != 0 {
+			t.Fatalf("expired count still answered: %d", got)
+		}
+	})
+}
+
+// A publish-only bus (pub's) holds no Pub/Sub connection and refuses to
+// subscribe.
+func TestPublishOnlyBus(t *testing.T) {
+	forEachTopology(t, func(t *testing.T, d deployment) {
+		pub := instance(t, d, nil)
+		ch, _ := wire.PersonChannel("acme", "bob")
+		if err := pub.Subscribe(context.Background(), []wire.Channel{ch}); !errors.Is(err, bus.ErrPublishOnly) {
+			t.Fatalf("Subscribe on a publish-only bus: %v", err)
+		}
+		rdb := d.client()
+		defer rdb.Close()
+		if n, _ := rdb.PubSubNumSub(context.Background(), string(ch)).Result(); n[string(ch)] != 0 {
+			t.Fatal("publish-only bus subscribed")
+		}
+		if got := publish(t, pub, ch, "x"); got != 0 {
+			t.Fatalf("count = %d", got)
+		}
+	})
+}

@@ -1,0 +1,53 @@
+package envconf
+
+import (
+	"slices"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/oshirase/oshirase/service/auth"
+)
+
+// Common is the configuration every oshirase service reads. The README's
+// table lists the same variables; keep them in step.
+type Common struct {
+	Port            int            // PORT
+	Redis           *redis.Options // REDIS_URL, default localhost:6379
+	AllowedOrigins  []string       // ALLOWED_ORIGINS, default *
+	ShutdownTimeout time.Duration  // SHUTDOWN_TIMEOUT, default 10s
+	Playground      bool           // PLAYGROUND, default true
+	Introspection   bool           // INTROSPECTION, default true
+	LogLevel        string         // LOG_LEVEL, default info
+	LogFormat       string         // LOG_FORMAT, default text
+
+	AuthMode AuthMode    // AUTH_MODE, default none
+	JWT      auth.Config // JWT_*, in jwt mode
+	HasJWT   bool        // a JWT key source is configured
+}
+
+// Common reads the shared variables; defaultPort is the service's own.
+// jwtOptional says a jwt-mode service may go without a JWT key source (pub,
+// with API keys alone). In jwt mode ALLOWED_ORIGINS must list origins: "*"
+// with credentials would let any web page act as a signed-in caller.
+func (e *Env) Common(defaultPort int, jwtOptional bool) Common {
+	c := Common{
+		Port:            e.Port("PORT", defaultPort),
+		AllowedOrigins:  e.List("ALLOWED_ORIGINS", []string{"*"}),
+		ShutdownTimeout: e.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, 0, 10*time.Minute),
+		Playground:      e.Bool("PLAYGROUND", true),
+		Introspection:   e.Bool("INTROSPECTION", true),
+		LogLevel:        e.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
+		LogFormat:       e.OneOf("LOG_FORMAT", "text", "text", "json"),
+	}
+	c.AuthMode, c.JWT, c.HasJWT = e.LoadAuth(jwtOptional)
+	if c.AuthMode == AuthJWT && slices.Contains(c.AllowedOrigins, "*") {
+		e.Fail("ALLOWED_ORIGINS", "must list your frontends' origins in AUTH_MODE=jwt (* with credentials would let any web page act as a signed-in caller)")
+	}
+	opt, err := RedisOptions(e.String("REDIS_URL", "localhost:6379"))
+	if err != nil {
+		e.Fail("REDIS_URL", "%v", err)
+	}
+	c.Redis = opt
+	return c
+}
