@@ -4,7 +4,7 @@ SHELL := bash
 MODULES := wire bus service pub sub dev loadtest
 GO ?= go
 
-.PHONY: all build run test test-go test-js check-generated lint deps bench bench-full clean
+.PHONY: all build run test test-go test-js fuzz check-generated lint deps bench bench-full clean
 
 all: build
 
@@ -18,7 +18,7 @@ run: build ## start Redis (real redis-server if on PATH, else embedded), pub and
 deps: ## install what the tests need (redis-server, chromium, npm packages)
 	./scripts/deps.sh
 
-test: deps check-generated lint test-go test-js ## the whole suite
+test: deps check-generated lint test-go fuzz test-js ## the whole suite
 
 check-generated: ## fail when gqlgen output is stale
 	./scripts/check-generated.sh
@@ -29,6 +29,9 @@ lint:
 
 test-go: build ## Go unit and end-to-end tests, with the race detector
 	status=0; for m in $(MODULES); do (cd $$m && $(GO) test -race -count=1 -timeout 12m ./...) || status=1; done; exit $$status
+
+fuzz: ## every fuzz target for FUZZTIME (default 3s) beyond its seed corpus
+	./scripts/fuzz.sh
 
 test-js: build ## real client libraries and the browser
 	./e2e/run.sh

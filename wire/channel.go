@@ -128,8 +128,22 @@ func (c Channel) CountKey() string {
 	return countPrefix + strings.TrimPrefix(string(c), channelPrefix)
 }
 
-// ParseChannel splits a channel name back into tenant, scope and id.
+// ParseChannel splits a channel name back into tenant, scope and id. Only
+// the one name NewChannel builds for them is accepted: a name with a byte
+// left unescaped, a lower-case escape or an invalid tenant or id is not an
+// oshirase channel.
 func ParseChannel(s string) (tenant string, scope Scope, id string, err error) {
+	tenant, scope, id, err = parseChannel(s)
+	if err != nil {
+		return "", "", "", err
+	}
+	if c, err := NewChannel(tenant, scope, id); err != nil || string(c) != s {
+		return "", "", "", fmt.Errorf("wire: %q is not a canonical oshirase channel", s)
+	}
+	return tenant, scope, id, nil
+}
+
+func parseChannel(s string) (tenant string, scope Scope, id string, err error) {
 	rest, ok := strings.CutPrefix(s, channelPrefix)
 	if !ok || len(rest) < 3 || rest[0] != '{' || rest[len(rest)-1] != '}' {
 		return "", "", "", fmt.Errorf("wire: %q is not an oshirase channel", s)
