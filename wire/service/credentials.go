@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -39,19 +38,16 @@ func RequireCredentials(authenticate Authenticator, next http.Handler) http.Hand
 	})
 }
 
-// WriteAuthError answers a failed authentication as a GraphQL error.
+// WriteAuthError answers a failed authentication as a GraphQL error:
+// 401 UNAUTHENTICATED, or 403 FORBIDDEN for a known caller that may not do
+// this.
 func WriteAuthError(w http.ResponseWriter, err error) {
-	status, code := http.StatusUnauthorized, "UNAUTHENTICATED"
 	if errors.Is(err, ErrForbidden) {
-		status, code = http.StatusForbidden, "FORBIDDEN"
-	} else {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="oshirase"`)
+		WriteError(w, http.StatusForbidden, CodeForbidden, err.Error())
+		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]any{{
-		"message": err.Error(), "extensions": map[string]any{"code": code},
-	}}})
+	w.Header().Set("WWW-Authenticate", `Bearer realm="oshirase"`)
+	WriteError(w, http.StatusUnauthorized, CodeUnauthenticated, err.Error())
 }
 
 // AuthMode is how a service learns who its callers are.

@@ -56,7 +56,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 func newHandler(cfg config.Config, origins service.Origins, authenticate service.Authenticator, pubr *publisher.Publisher, rdb *redis.Client, log *slog.Logger) http.Handler {
 	gql := service.NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{Publisher: pubr}}), cfg.Introspection, log)
 
-	api := origins.Guard(service.RequireCredentials(authenticate, gql))
+	api := origins.Guard(service.RequireCredentials(authenticate, service.LimitBody(int64(cfg.MaxBodyBytes), gql)))
 	mux := http.NewServeMux()
 	mux.Handle("/query", api)
 	mux.Handle("/graphql", api)

@@ -29,7 +29,7 @@ type Config struct {
 	Origins       service.Origins
 	KeepAlive     time.Duration // legacy "ka" and graphql-transport-ws ping interval
 	InitTimeout   time.Duration // how long a connection may wait before connection_init
-	ReadLimit     int64         // largest client message, bytes
+	ReadLimit     int64         // largest client message or request body, bytes
 	WriteTimeout  time.Duration // a write blocked longer cuts the peer off
 	Playground    bool
 	Introspection bool
@@ -84,7 +84,7 @@ func New(cfg Config, d Deps) http.Handler {
 	gql := service.NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: resolver}), cfg.Introspection, d.Logger, ws, sse)
 
 	mux := http.NewServeMux()
-	var api http.Handler = d.WS.Middleware(gql)
+	var api http.Handler = d.WS.Middleware(service.LimitBody(cfg.ReadLimit, gql))
 	if cfg.Verifier != nil {
 		api = authn.keepRequestToken(service.RequireCredentials(authn.http, api))
 	}
