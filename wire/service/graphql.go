@@ -18,11 +18,13 @@ import (
 // NewGraphQL is the GraphQL handler both services serve: the streaming
 // transports first (they must see their requests before POST does), then
 // OPTIONS and POST, and a coded refusal for anything else (405 for another
-// method, 415 for another content type). Documents are validated by the
-// spec's rules (a subscription has exactly one root field) and cached once
-// valid; introspection is served when allowed, and errors are presented by
-// ErrorFor. A panic in a resolver is logged and answered "internal
-// error". Bound request bodies with LimitBody in front of it.
+// method, 415 for another content type). A document is checked against
+// MaxQueryTokens, MaxQuerySelections and MaxRepeatedField before it is
+// validated, validated by the spec's rules (a subscription has exactly one
+// root field), and cached once valid; introspection is served when
+// allowed, and errors are presented by ErrorFor. A panic in a resolver is
+// logged and answered "internal error". Bound request bodies with
+// LimitBody in front of it.
 func NewGraphQL(schema graphql.ExecutableSchema, introspection bool, log *slog.Logger, streaming ...graphql.Transport) *handler.Server {
 	gql := handler.New(schema)
 	for _, t := range streaming {
@@ -31,7 +33,10 @@ func NewGraphQL(schema graphql.ExecutableSchema, introspection bool, log *slog.L
 	gql.AddTransport(transport.Options{})
 	gql.AddTransport(post{})
 	gql.AddTransport(unsupported{})
-	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	cache := lru.New[*ast.QueryDocument](1000)
+	gql.SetQueryCache(cache)
+	gql.SetParserTokenLimit(MaxQueryTokens)
+	gql.Use(operationLimits{maxTokens: MaxQueryTokens, maxSelections: MaxQuerySelections, maxRepeated: MaxRepeatedField, validated: cache})
 	gql.SetValidationRulesFn(validationRules)
 	gql.Use(streamsNeedStreaming{})
 	if introspection {
