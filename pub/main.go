@@ -22,6 +22,7 @@ func main() {
 		os.Exit(2)
 	}
 	log := logging.NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+	logging.RouteLibraryLogs(log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := app.Run(ctx, cfg, log); err != nil {

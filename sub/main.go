@@ -24,6 +24,7 @@ func main() {
 		os.Exit(2)
 	}
 	log := logging.NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
+	logging.RouteLibraryLogs(log)
 	if cfg.PprofAddr != "" {
 		go func() {
 			log.Info("pprof listening", "addr", cfg.PprofAddr)

@@ -118,6 +118,7 @@ func TestInvalidConfigurationFailsAtStart(t *testing.T) {
 	}{
 		{pubBin, []string{"PORT=http", "MAX_TEXT_BYTES=lots"}, []string{"PORT", "MAX_TEXT_BYTES"}},
 		{pubBin, []string{"REDIS_URL=redis//nope"}, []string{"REDIS_URL"}},
+		{pubBin, []string{"MAX_TEXT_BYTES=8KiB", "MAX_BODY_BYTES=8KiB"}, []string{"MAX_BODY_BYTES", "MAX_TEXT_BYTES"}},
 		{subBin, []string{"QUEUE_SIZE=0", "WRITE_TIMEOUT=5"}, []string{"QUEUE_SIZE", "WRITE_TIMEOUT"}},
 		{subBin, []string{"LOG_LEVEL=loud"}, []string{"LOG_LEVEL", "debug, info, warn, error"}},
 	} {

@@ -143,7 +143,9 @@ func (s *Service) Start() {
 	s.WaitReady(15 * time.Second)
 }
 
-var listenRE = regexp.MustCompile(`listening" addr=\S*:(\d+)`)
+// listenRE finds the port in the "listening" log line, as text
+// (`… listening" addr=[::]:8080`) or JSON (`… listening","addr":"[::]:8080"`).
+var listenRE = regexp.MustCompile(`listening"(?: addr=|,"addr":")\S*?:(\d+)`)
 
 // awaitPort reads the port the service chose from its "listening" log line.
 func (s *Service) awaitPort(timeout time.Duration) int {

@@ -1,10 +1,15 @@
-// Package errkind names the kinds of failure that components report and the
-// edge (GraphQL error presenter, HTTP handlers, WebSocket close codes) turns
-// into a code for the client. Components wrap these with %w and a short
-// prefix; only the edge decides what the client sees.
+// Package errkind names the kinds of failure that components report and
+// the code each is answered with. Components wrap the Err values with %w
+// and a short prefix; only the edge (the GraphQL error presenter, HTTP
+// handlers, WebSocket close codes) decides what the client sees, and every
+// answer carries one of the codes below.
 package errkind
 
-import "errors"
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+)
 
 var (
 	// ErrBadInput: the caller sent something unusable; the message says what.
@@ -14,3 +19,52 @@ var (
 	// ErrForbidden: the caller is known but may not do this.
 	ErrForbidden = errors.New("forbidden")
 )
+
+// Codes: the extensions.code of every error either service answers. The
+// README's error table lists each with its HTTP status and close code;
+// keep the two in step.
+const (
+	// CodeParseFailed: the document is not GraphQL (gqlgen's errcode.ParseFailed).
+	CodeParseFailed = "GRAPHQL_PARSE_FAILED"
+	// CodeValidationFailed: the document does not fit the schema or breaks
+	// a validation rule, e.g. a subscription with two root fields
+	// (gqlgen's code).
+	CodeValidationFailed = "GRAPHQL_VALIDATION_FAILED"
+	// CodeTooComplex: the document is over MaxQueryTokens,
+	// MaxQuerySelections or MaxRepeatedField (the code gqlgen's complexity
+	// limit uses).
+	CodeTooComplex = "COMPLEXITY_LIMIT_EXCEEDED"
+	// CodeBadRequest: the HTTP request or message is not a GraphQL
+	// request: not JSON, the wrong method or content type, a subscription
+	// over plain POST.
+	CodeBadRequest = "BAD_REQUEST"
+	// CodeRequestTooLarge: the request body is over the service's limit.
+	CodeRequestTooLarge = "REQUEST_TOO_LARGE"
+	// CodeBadUserInput: the arguments are unusable; the message says why.
+	CodeBadUserInput = "BAD_USER_INPUT"
+	// CodeUnauthenticated: missing, invalid or expired credentials.
+	CodeUnauthenticated = "UNAUTHENTICATED"
+	// CodeForbidden: the caller is known but may not do this.
+	CodeForbidden = "FORBIDDEN"
+	// CodeUnavailable: a dependency (Redis) did not answer in time; retry.
+	CodeUnavailable = "UNAVAILABLE"
+	// CodeInternal: anything else; details only in the server log.
+	CodeInternal = "INTERNAL"
+)
+
+// Codes lists every code above. The README's error table lists the same,
+// no more and no fewer (dev/docs checks).
+var Codes = []string{
+	CodeParseFailed, CodeValidationFailed, CodeTooComplex, CodeBadRequest, CodeRequestTooLarge,
+	CodeBadUserInput, CodeUnauthenticated, CodeForbidden, CodeUnavailable, CodeInternal,
+}
+
+// WriteHTTP answers an HTTP request that is refused before GraphQL runs
+// with a GraphQL response holding one error with code.
+func WriteHTTP(w http.ResponseWriter, status int, code, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]any{{
+		"message": message, "extensions": map[string]any{"code": code},
+	}}})
+}

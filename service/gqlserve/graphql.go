@@ -1,74 +1,45 @@
-// Package gqlserve sets up the gqlgen handler both services serve and
-// turns errors into GraphQL errors with a code at the edge.
 package gqlserve
 
 import (
 	"context"
 	"errors"
 	"log/slog"
-
-	"github.com/oshirase/oshirase/service/errkind"
+	"net/http"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/oshirase/oshirase/service/errkind"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
-
-	"github.com/oshirase/oshirase/service/auth"
-	"github.com/oshirase/oshirase/wire"
 )
-
-// PresentError turns errors into GraphQL errors at the edge: bad input says
-// what was wrong (code BAD_USER_INPUT), a rejected credential or action says
-// so (UNAUTHENTICATED, FORBIDDEN), an unavailable dependency says to retry
-// (UNAVAILABLE), anything else is logged and answered with a generic message
-// (INTERNAL) that leaks nothing.
-func PresentError(log *slog.Logger) graphql.ErrorPresenterFunc {
-	return func(ctx context.Context, err error) *gqlerror.Error {
-		var gqlErr *gqlerror.Error
-		if errors.As(err, &gqlErr) && gqlErr.Err == nil {
-			return gqlErr // parse and validation errors, already well formed
-		}
-		e := graphql.DefaultErrorPresenter(ctx, err)
-		switch {
-		case errors.Is(err, errkind.ErrBadInput), errors.Is(err, wire.ErrInvalidName):
-			e.Message = err.Error()
-			e.Extensions = map[string]any{"code": "BAD_USER_INPUT"}
-		case errors.Is(err, auth.ErrUnauthenticated):
-			e.Message = err.Error()
-			e.Extensions = map[string]any{"code": "UNAUTHENTICATED"}
-		case errors.Is(err, errkind.ErrForbidden):
-			e.Message = err.Error()
-			e.Extensions = map[string]any{"code": "FORBIDDEN"}
-		case errors.Is(err, errkind.ErrUnavailable):
-			e.Message = "notification service temporarily unavailable; retry"
-			e.Extensions = map[string]any{"code": "UNAVAILABLE"}
-			log.Warn("request failed: dependency unavailable", "err", err)
-		default:
-			log.Error("request failed", "err", err)
-			e.Message = "internal error"
-			e.Extensions = map[string]any{"code": "INTERNAL"}
-		}
-		return e
-	}
-}
 
 // NewGraphQL is the GraphQL handler both services serve: the streaming
 // transports first (they must see their requests before POST does), then
-// OPTIONS and POST, a parsed-query cache, introspection when allowed, and
-// errors presented by PresentError. A panic in a resolver is logged and
-// answered "internal error".
+// OPTIONS and POST, and a coded refusal for anything else (405 for another
+// method, 415 for another content type). A document is checked against
+// MaxQueryTokens, MaxQuerySelections and MaxRepeatedField before it is
+// validated, validated by the spec's rules (a subscription has exactly one
+// root field), and cached once valid; introspection is served when
+// allowed, and errors are presented by ErrorFor. A panic in a resolver is
+// logged and answered "internal error". Bound request bodies with
+// LimitBody in front of it.
 func NewGraphQL(schema graphql.ExecutableSchema, introspection bool, log *slog.Logger, streaming ...graphql.Transport) *handler.Server {
 	gql := handler.New(schema)
 	for _, t := range streaming {
 		gql.AddTransport(t)
 	}
 	gql.AddTransport(transport.Options{})
-	gql.AddTransport(transport.POST{})
-	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	gql.AddTransport(post{})
+	gql.AddTransport(unsupported{})
+	cache := lru.New[*ast.QueryDocument](1000)
+	gql.SetQueryCache(cache)
+	gql.SetParserTokenLimit(MaxQueryTokens)
+	gql.Use(operationLimits{maxTokens: MaxQueryTokens, maxSelections: MaxQuerySelections, maxRepeated: MaxRepeatedField, validated: cache})
+	gql.SetValidationRulesFn(validationRules)
+	gql.Use(streamsNeedStreaming{})
 	if introspection {
 		gql.Use(extension.Introspection{})
 	}
@@ -78,4 +49,52 @@ func NewGraphQL(schema graphql.ExecutableSchema, introspection bool, log *slog.L
 		return errors.New("internal error")
 	})
 	return gql
+}
+
+// plainPOSTKey marks a request that came over plain POST, which has room
+// for one response only.
+type plainPOSTKey struct{}
+
+// post is gqlgen's POST transport, marking its requests for
+// streamsNeedStreaming.
+type post struct{ transport.POST }
+
+func (t post) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	t.POST.Do(w, r.WithContext(context.WithValue(r.Context(), plainPOSTKey{}, true)), exec)
+}
+
+// streamsNeedStreaming refuses a subscription sent over plain POST: gqlgen
+// would hold the request open until the first event and then end it.
+type streamsNeedStreaming struct{}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = streamsNeedStreaming{}
+
+func (streamsNeedStreaming) ExtensionName() string                          { return "StreamsNeedStreaming" }
+func (streamsNeedStreaming) Validate(schema graphql.ExecutableSchema) error { return nil }
+
+// MutateOperationContext implements graphql.OperationContextMutator.
+func (streamsNeedStreaming) MutateOperationContext(ctx context.Context, op *graphql.OperationContext) *gqlerror.Error {
+	if op.Operation == nil || op.Operation.Operation != ast.Subscription || ctx.Value(plainPOSTKey{}) == nil {
+		return nil
+	}
+	e := gqlerror.Errorf("a subscription needs a stream: a WebSocket (graphql-transport-ws or graphql-ws) or SSE (POST with Accept: text/event-stream)")
+	e.Extensions = map[string]any{"code": errkind.CodeBadRequest}
+	return e
+}
+
+// unsupported answers every request no other transport took.
+type unsupported struct{}
+
+func (unsupported) Supports(*http.Request) bool { return true }
+
+func (unsupported) Do(w http.ResponseWriter, r *http.Request, _ graphql.GraphExecutor) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST, OPTIONS")
+		errkind.WriteHTTP(w, http.StatusMethodNotAllowed, errkind.CodeBadRequest, "send GraphQL requests as POST with Content-Type: application/json")
+		return
+	}
+	errkind.WriteHTTP(w, http.StatusUnsupportedMediaType, errkind.CodeBadRequest, "a GraphQL request needs Content-Type: application/json")
 }

@@ -2,14 +2,12 @@ package httpserve
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
 
-	"github.com/oshirase/oshirase/service/errkind"
-
 	"github.com/oshirase/oshirase/service/auth"
+	"github.com/oshirase/oshirase/service/errkind"
 )
 
 // Authenticator checks the credentials of one HTTP request and returns its
@@ -41,17 +39,14 @@ func RequireCredentials(authenticate Authenticator, next http.Handler) http.Hand
 	})
 }
 
-// WriteAuthError answers a failed authentication as a GraphQL error.
+// WriteAuthError answers a failed authentication as a GraphQL error:
+// 401 UNAUTHENTICATED, or 403 FORBIDDEN for a known caller that may not do
+// this.
 func WriteAuthError(w http.ResponseWriter, err error) {
-	status, code := http.StatusUnauthorized, "UNAUTHENTICATED"
 	if errors.Is(err, errkind.ErrForbidden) {
-		status, code = http.StatusForbidden, "FORBIDDEN"
-	} else {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="oshirase"`)
+		errkind.WriteHTTP(w, http.StatusForbidden, errkind.CodeForbidden, err.Error())
+		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]any{{
-		"message": err.Error(), "extensions": map[string]any{"code": code},
-	}}})
+	w.Header().Set("WWW-Authenticate", `Bearer realm="oshirase"`)
+	errkind.WriteHTTP(w, http.StatusUnauthorized, errkind.CodeUnauthenticated, err.Error())
 }

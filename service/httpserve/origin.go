@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/oshirase/oshirase/service/errkind"
 	"github.com/rs/cors"
 )
 
@@ -43,8 +44,9 @@ func (o Origins) Allowed(origin string) bool {
 	return slices.Contains(o.list, strings.TrimRight(strings.ToLower(origin), "/"))
 }
 
-// Guard answers 403 to a request from a browser origin not on the list
-// (a cross-site WebSocket hijack, for one) and applies CORS to the rest.
+// Guard answers 403 FORBIDDEN to a request from a browser origin not on
+// the list (a cross-site WebSocket hijack, for one) and applies CORS to the
+// rest.
 // With "*" CORS allows any origin but never with credentials.
 func (o Origins) Guard(next http.Handler) http.Handler {
 	c := cors.New(cors.Options{
@@ -56,7 +58,7 @@ func (o Origins) Guard(next http.Handler) http.Handler {
 	})
 	return c.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !o.Allowed(r.Header.Get("Origin")) {
-			http.Error(w, "origin not allowed", http.StatusForbidden)
+			errkind.WriteHTTP(w, http.StatusForbidden, errkind.CodeForbidden, "origin not allowed")
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -61,7 +61,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 func newHandler(cfg config.Config, origins httpserve.Origins, authenticate httpserve.Authenticator, pubr *publisher.Publisher, rdb *redis.Client, log *slog.Logger) http.Handler {
 	gql := gqlserve.NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{Publisher: pubr}}), cfg.Introspection, log)
 
-	api := origins.Guard(httpserve.RequireCredentials(authenticate, gql))
+	api := origins.Guard(httpserve.RequireCredentials(authenticate, gqlserve.LimitBody(int64(cfg.MaxBodyBytes), gql)))
 	mux := http.NewServeMux()
 	mux.Handle("/query", api)
 	mux.Handle("/graphql", api)

@@ -16,6 +16,7 @@ import (
 type Config struct {
 	envconf.Common
 	MaxTextBytes   int           // MAX_TEXT_BYTES, default 4KiB
+	MaxBodyBytes   int           // MAX_BODY_BYTES, default 64KiB
 	PublishTimeout time.Duration // PUBLISH_TIMEOUT, default 3s
 	APIKeys        auth.APIKeys  // PUBLISHER_API_KEYS, e.g. "key1:acme,key2:*"
 }
@@ -28,6 +29,10 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		Common:         e.Common(8080, true),
 		MaxTextBytes:   e.Bytes("MAX_TEXT_BYTES", 4<<10, 1, 1<<20),
 		PublishTimeout: e.Duration("PUBLISH_TIMEOUT", 3*time.Second, 10*time.Millisecond, time.Minute),
+		MaxBodyBytes:   e.Bytes("MAX_BODY_BYTES", 64<<10, 1<<10, 16<<20),
+	}
+	if c.MaxBodyBytes < c.MaxTextBytes+1<<10 {
+		e.Fail("MAX_BODY_BYTES", "must leave room for a notice of MAX_TEXT_BYTES (%d) and the rest of the request: at least %d", c.MaxTextBytes, c.MaxTextBytes+1<<10)
 	}
 	if spec := e.String("PUBLISHER_API_KEYS", ""); spec != "" {
 		keys, err := auth.ParseAPIKeys(spec)

@@ -31,7 +31,7 @@ type Config struct {
 	Origins       httpserve.Origins
 	KeepAlive     time.Duration // legacy "ka" and graphql-transport-ws ping interval
 	InitTimeout   time.Duration // how long a connection may wait before connection_init
-	ReadLimit     int64         // largest client message, bytes
+	ReadLimit     int64         // largest client message or request body, bytes
 	WriteTimeout  time.Duration // a write blocked longer cuts the peer off
 	Playground    bool
 	Introspection bool
@@ -86,7 +86,7 @@ func New(cfg Config, d Deps) http.Handler {
 	gql := gqlserve.NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: resolver}), cfg.Introspection, d.Logger, ws, sse)
 
 	mux := http.NewServeMux()
-	var api http.Handler = d.WS.Middleware(gql)
+	var api http.Handler = d.WS.Middleware(gqlserve.LimitBody(cfg.ReadLimit, gql))
 	if cfg.Verifier != nil {
 		api = authn.keepRequestToken(httpserve.RequireCredentials(authn.http, api))
 	}

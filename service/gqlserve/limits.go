@@ -1,0 +1,189 @@
+package gqlserve
+
+import (
+	"context"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/oshirase/oshirase/service/errkind"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/lexer"
+	"github.com/vektah/gqlparser/v2/parser"
+)
+
+// Limits on one GraphQL document, checked before gqlgen validates it.
+// Validation is where a small request can cost the most: gqlparser's
+// "overlapping fields can be merged" rule compares every pair of fields
+// that land at the same place in the result (the same response key under
+// the same parent), so one 60 KB query repeating a field 10,000 times
+// costs seconds of CPU, and every fragment spread is walked again where it
+// is spread. Within these limits a document makes at most
+// MaxQuerySelections × MaxRepeatedField / 2 such comparisons.
+const (
+	// MaxQueryTokens bounds the lexical tokens of a document (names,
+	// punctuation, values). GraphiQL's introspection query has about 200.
+	MaxQueryTokens = 1000
+	// MaxQuerySelections bounds the selections (fields, fragment spreads,
+	// inline fragments) of a document, counting a fragment's selections
+	// wherever it is spread, over all its operations and fragments.
+	// GraphiQL's introspection query, the largest document either schema
+	// needs, has under 500.
+	MaxQuerySelections = 600
+	// MaxRepeatedField bounds how often a document selects one place in
+	// the result: one response key under one parent, over every fragment.
+	// Clients repeat a field when fragments overlap, a few times at most.
+	MaxRepeatedField = 16
+)
+
+// operationLimits refuses a document over the limits above before gqlgen
+// parses and validates it. Checking costs at most MaxQueryTokens lexer
+// steps, one parse and MaxQuerySelections steps of a walk. (gqlgen's own
+// complexity limit walks every spread again without a bound, which costs
+// exponential time on fragments that spread each other twice.)
+//
+// It also refuses an operationName that names no operation of the
+// document, without repeating the name back.
+type operationLimits struct {
+	maxTokens, maxSelections, maxRepeated int
+	// validated holds the documents gqlgen has parsed and validated
+	// already; they passed these limits before.
+	validated graphql.Cache[*ast.QueryDocument]
+}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationParameterMutator
+} = operationLimits{}
+
+func (operationLimits) ExtensionName() string                          { return "OperationLimits" }
+func (operationLimits) Validate(schema graphql.ExecutableSchema) error { return nil }
+
+// MutateOperationParameters implements graphql.OperationParameterMutator.
+func (l operationLimits) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
+	if _, ok := l.validated.Get(ctx, p.Query); ok {
+		return nil
+	}
+	src := &ast.Source{Input: p.Query}
+	lex := lexer.New(src)
+	for n := 0; ; n++ {
+		tok, err := lex.ReadToken()
+		if err != nil {
+			return nil // a syntax error: gqlgen's parser reports it
+		}
+		if tok.Kind == lexer.EOF {
+			break
+		}
+		if n == l.maxTokens {
+			return tooComplex("the document has more than %d tokens", l.maxTokens)
+		}
+	}
+	doc, err := parser.ParseQuery(src)
+	if err != nil {
+		return nil
+	}
+	switch shapeOf(doc, l.maxSelections, l.maxRepeated) {
+	case tooManySelections:
+		return tooComplex("the document has more than %d selections (fields, fragment spreads, inline fragments), counting a fragment wherever it is spread", l.maxSelections)
+	case fieldRepeated:
+		return tooComplex("the document selects one field (one response key under one parent) more than %d times", l.maxRepeated)
+	}
+	if p.OperationName != "" && doc.Operations.ForName(p.OperationName) == nil {
+		e := gqlerror.Errorf("the document has no operation of the given operationName")
+		e.Extensions = map[string]any{"code": errkind.CodeValidationFailed}
+		return e
+	}
+	return nil
+}
+
+func tooComplex(format string, args ...any) *gqlerror.Error {
+	e := gqlerror.Errorf(format, args...)
+	e.Extensions = map[string]any{"code": errkind.CodeTooComplex}
+	return e
+}
+
+type shape int
+
+const (
+	withinLimits shape = iota
+	tooManySelections
+	fieldRepeated
+)
+
+// shapeOf walks every operation and fragment of doc as validation does,
+// each fragment again wherever it is spread, and stops as soon as the walk
+// passes maxSelections steps or one place in the result (a response key
+// under one parent, the parent itself counted the same way) is selected
+// more than maxRepeated times. A spread inside its own expansion is not
+// followed: validation refuses the cycle.
+func shapeOf(doc *ast.QueryDocument, maxSelections, maxRepeated int) shape {
+	defs := make(map[string]*ast.FragmentDefinition, len(doc.Fragments))
+	for _, f := range doc.Fragments {
+		if _, dup := defs[f.Name]; !dup {
+			defs[f.Name] = f
+		}
+	}
+	// place is one place in the result; its children are keyed by
+	// response key, and count how often the document selects them.
+	type place struct {
+		children map[string]*place
+		selected int
+	}
+	steps := 0
+	expanding := map[string]bool{}
+	var walk func(set ast.SelectionSet, at *place) shape
+	walk = func(set ast.SelectionSet, at *place) shape {
+		for _, sel := range set {
+			if steps++; steps > maxSelections {
+				return tooManySelections
+			}
+			var why shape
+			switch s := sel.(type) {
+			case *ast.Field:
+				key := s.Alias
+				if key == "" {
+					key = s.Name
+				}
+				if at.children == nil {
+					at.children = map[string]*place{}
+				}
+				child := at.children[key]
+				if child == nil {
+					child = &place{}
+					at.children[key] = child
+				}
+				if child.selected++; child.selected > maxRepeated {
+					return fieldRepeated
+				}
+				why = walk(s.SelectionSet, child)
+			case *ast.InlineFragment:
+				why = walk(s.SelectionSet, at)
+			case *ast.FragmentSpread:
+				def := defs[s.Name]
+				if def == nil || expanding[s.Name] {
+					continue
+				}
+				expanding[s.Name] = true
+				why = walk(def.SelectionSet, at)
+				expanding[s.Name] = false
+			}
+			if why != withinLimits {
+				return why
+			}
+		}
+		return withinLimits
+	}
+	for _, op := range doc.Operations {
+		if why := walk(op.SelectionSet, &place{}); why != withinLimits {
+			return why
+		}
+	}
+	for _, f := range doc.Fragments {
+		expanding[f.Name] = true
+		why := walk(f.SelectionSet, &place{})
+		expanding[f.Name] = false
+		if why != withinLimits {
+			return why
+		}
+	}
+	return withinLimits
+}

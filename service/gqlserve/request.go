@@ -1,0 +1,65 @@
+package gqlserve
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/oshirase/oshirase/service/errkind"
+)
+
+// LimitBody reads the body of a GraphQL request over HTTP (POST, and SSE,
+// which is a POST) before gqlgen does, so that a refusal carries a code and
+// repeats nothing of the request: a body over maxBytes gets 413
+// REQUEST_TOO_LARGE, and a JSON body that is not a GraphQL request
+// ({"query": "…", "operationName": "…", "variables": {…}, "extensions":
+// {…}}) gets 400 BAD_REQUEST. gqlgen would answer the first with HTTP 200
+// and the second with a message quoting the whole body. Other requests
+// (WebSocket upgrades, OPTIONS, other content types) pass; NewGraphQL
+// answers those it does not serve.
+func LimitBody(maxBytes int64, next http.Handler) http.Handler {
+	tooLarge := fmt.Sprintf("the request body is over the limit of %d bytes", maxBytes)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.Body == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.ContentLength > maxBytes {
+			w.Header().Set("Connection", "close") // the rest of the body is not read
+			errkind.WriteHTTP(w, http.StatusRequestEntityTooLarge, errkind.CodeRequestTooLarge, tooLarge)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			errkind.WriteHTTP(w, http.StatusRequestEntityTooLarge, errkind.CodeRequestTooLarge, tooLarge)
+			return
+		case err != nil:
+			errkind.WriteHTTP(w, http.StatusBadRequest, errkind.CodeBadRequest, "the request body could not be read")
+			return
+		}
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/json" && !isGraphQLRequest(body) {
+			errkind.WriteHTTP(w, http.StatusBadRequest, errkind.CodeBadRequest,
+				`the request body is not a GraphQL request: want a JSON object {"query": string, "operationName": string, "variables": object, "extensions": object}`)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// isGraphQLRequest reports whether body decodes as gqlgen's transports
+// decode it.
+func isGraphQLRequest(body []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var p graphql.RawParams
+	return dec.Decode(&p) == nil
+}
