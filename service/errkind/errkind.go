@@ -13,4 +13,8 @@ var (
 	ErrUnavailable = errors.New("temporarily unavailable")
 	// ErrForbidden: the caller is known but may not do this.
 	ErrForbidden = errors.New("forbidden")
+	// ErrCursorExpired: a position in a history can no longer be resumed
+	// (it is older than what is kept, or from another epoch); the client
+	// starts afresh.
+	ErrCursorExpired = errors.New("cursor expired")
 )

@@ -24,7 +24,8 @@ import (
 // PresentError turns errors into GraphQL errors at the edge: bad input says
 // what was wrong (code BAD_USER_INPUT), a rejected credential or action says
 // so (UNAUTHENTICATED, FORBIDDEN), an unavailable dependency says to retry
-// (UNAVAILABLE), anything else is logged and answered with a generic message
+// (UNAVAILABLE), an expired cursor says to start afresh (CURSOR_EXPIRED),
+// anything else is logged and answered with a generic message
 // (INTERNAL) that leaks nothing.
 func PresentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
@@ -43,6 +44,9 @@ func PresentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case errors.Is(err, errkind.ErrForbidden):
 			e.Message = err.Error()
 			e.Extensions = map[string]any{"code": "FORBIDDEN"}
+		case errors.Is(err, errkind.ErrCursorExpired):
+			e.Message = "the cursor is older than the history kept, or from before the history started over; fetch the list again and subscribe without it"
+			e.Extensions = map[string]any{"code": "CURSOR_EXPIRED"}
 		case errors.Is(err, errkind.ErrUnavailable):
 			e.Message = "notification service temporarily unavailable; retry"
 			e.Extensions = map[string]any{"code": "UNAVAILABLE"}

@@ -42,6 +42,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Handler:  func(ch wire.Channel, p []byte) { h.Deliver(ch, p) },
 		CountTTL: cfg.CountTTL,
 		Logger:   log,
+		// sub only reads the history; the settings say whether there is
+		// one, and give the epochs it creates pub's lifetime.
+		HistorySize: cfg.HistorySize,
+		HistoryTTL:  cfg.HistoryTTL,
 	})
 	if err != nil {
 		return err
