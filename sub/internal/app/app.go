@@ -20,6 +20,7 @@ import (
 	"github.com/oshirase/oshirase/sub/graph"
 	"github.com/oshirase/oshirase/sub/internal/config"
 	"github.com/oshirase/oshirase/sub/internal/hub"
+	"github.com/oshirase/oshirase/sub/internal/recent"
 	"github.com/oshirase/oshirase/sub/internal/server"
 	"github.com/oshirase/oshirase/sub/internal/wsconn"
 	"github.com/oshirase/oshirase/wire"
@@ -84,6 +85,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		AuthCookie:    cfg.AuthCookie,
 	}, server.Deps{
 		Hub:      h,
+		Recent:   recent.New(recent.Config{History: b, Logger: log}),
 		Audience: audience,
 		Ready: func() error {
 			if !b.Healthy() {
