@@ -120,6 +120,8 @@ func TestInvalidConfigurationFailsAtStart(t *testing.T) {
 		{pubBin, []string{"REDIS_URL=redis//nope"}, []string{"REDIS_URL"}},
 		{subBin, []string{"QUEUE_SIZE=0", "WRITE_TIMEOUT=5"}, []string{"QUEUE_SIZE", "WRITE_TIMEOUT"}},
 		{subBin, []string{"LOG_LEVEL=loud"}, []string{"LOG_LEVEL", "debug, info, warn, error"}},
+		{pubBin, []string{"HISTORY_SIZE=-1", "HISTORY_TTL=5ms"}, []string{"HISTORY_SIZE", "HISTORY_TTL", "at least 1s"}},
+		{subBin, []string{"HISTORY_TTL=forever"}, []string{"HISTORY_TTL"}},
 	} {
 		cmd := exec.Command(tc.bin)
 		cmd.Env = tc.env
