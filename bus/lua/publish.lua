@@ -44,9 +44,12 @@ if size <= 0 then
 end
 
 local ttl = tonumber(ARGV[4])
-redis.call('HSETNX', KEYS[3], 'e', ARGV[6])
 local meta = redis.call('HMGET', KEYS[3], 'e', 'trim', 'last')
 local epoch, trim, last = meta[1], meta[2], meta[3]
+if not epoch then
+  epoch = ARGV[6]
+  redis.call('HSET', KEYS[3], 'e', epoch)
+end
 
 -- The meta keeps the largest id ever removed ("trim"), so that a reader
 -- asking for everything after an older id learns that part of it is gone:
@@ -61,16 +64,16 @@ local function later(a, b) -- a > b for stream ids "ms-seq" (no leading zeros)
   return as > bs
 end
 local cut = nil
-if last and redis.call('EXISTS', KEYS[2]) == 0 then
-  cut = last
+local len = redis.call('XLEN', KEYS[2])
+if len == 0 and last then
+  cut = last -- the stream expired with everything up to last
 end
-local id = redis.call('XADD', KEYS[2], '*', 'm', ARGV[2])
-local over = redis.call('XLEN', KEYS[2]) - size
-if over > 0 then
-  local gone = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', over)
+if len >= size then
+  -- XADD below trims by size: note the newest id it removes.
+  local gone = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', len - size + 1)
   if later(gone[#gone][1], cut) then cut = gone[#gone][1] end
-  redis.call('XTRIM', KEYS[2], 'MAXLEN', size)
 end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', size, '*', 'm', ARGV[2])
 local minid = string.format('%.0f-0', now - ttl)
 local old = redis.call('XREVRANGE', KEYS[2], '(' .. minid, '-', 'COUNT', 1)
 if #old > 0 then
@@ -78,10 +81,11 @@ if #old > 0 then
   redis.call('XTRIM', KEYS[2], 'MINID', minid)
 end
 if cut and later(cut, trim) then
-  redis.call('HSET', KEYS[3], 'trim', cut)
+  redis.call('HSET', KEYS[3], 'last', id, 'trim', cut)
+else
+  redis.call('HSET', KEYS[3], 'last', id)
 end
 redis.call('PEXPIRE', KEYS[2], ttl)
-redis.call('HSET', KEYS[3], 'last', id)
 redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[5]))
 
 local msg = ARGV[2]
