@@ -35,6 +35,14 @@ type Config struct {
 	// HealthInterval is how long the Pub/Sub connection may stay silent
 	// before it is pinged. Default: 3s.
 	HealthInterval time.Duration
+	// HistorySize is how many notices each channel's history keeps.
+	// Zero: no history (Publish records nothing, History reads fail with
+	// ErrCursorExpired or find nothing).
+	HistorySize int
+	// HistoryTTL is how long a notice is kept at least: older ones are
+	// trimmed by the next publish to their channel, and a channel silent
+	// this long loses its history. Zero: no history.
+	HistoryTTL time.Duration
 	// Logger. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -96,6 +104,9 @@ func NewRedis(cfg Config) (*Redis, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.HistorySize <= 0 || cfg.HistoryTTL <= 0 {
+		cfg.HistorySize, cfg.HistoryTTL = 0, 0
 	}
 	b := &Redis{
 		cfg:        cfg,

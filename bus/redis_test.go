@@ -35,9 +35,9 @@ func TestPublishReachesEveryInstanceAndCountsThem(t *testing.T) {
 		}
 		m, _ := wire.NewMessage("hello", wire.ScopePerson, time.Unix(1_800_000_000, 0))
 		payload, _ := m.Encode()
-		n, err := pub.Publish(ctx, ch, payload)
-		if err != nil || n != 3 {
-			t.Fatalf("Publish = %d, %v; want 3 (two on a, one on b)", n, err)
+		res, err := pub.Publish(ctx, ch, payload)
+		if err != nil || res.Receivers != 3 {
+			t.Fatalf("Publish = %+v, %v; want 3 receivers (two on a, one on b)", res, err)
 		}
 		waitFor(t, "both instances", func() bool { return inA.count(ch) == 1 && inB.count(ch) == 1 })
 		if got := inA.got(ch)[0]; got != string(payload) {

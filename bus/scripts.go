@@ -13,13 +13,31 @@ import (
 // have not expired and PUBLISHes in the same atomic step, so the number it
 // answers is the number of subscriptions that were live when the notice went
 // out. A crashed instance's field simply expires.
+//
+// How history stays exact: publish.lua appends each notice to its channel's
+// stream in the same step as its PUBLISH, and keeps beside it a meta hash
+// with the history's epoch, the last id, and the largest id it ever removed
+// (trimmed by size or age, or lost with the expired stream). since.lua
+// compares a reader's position with that mark, so it answers either every
+// notice after the position or ErrCursorExpired, never a history with a hole
+// in it. recent.lua and head.lua create the epoch when a channel has none,
+// so every position handed out names one.
 
 var (
 	//go:embed lua/set_count.lua
 	setCountLua string
 	//go:embed lua/publish.lua
 	publishLua string
+	//go:embed lua/since.lua
+	sinceLua string
+	//go:embed lua/recent.lua
+	recentLua string
+	//go:embed lua/head.lua
+	headLua string
 
 	setCountScript = redis.NewScript(setCountLua)
 	publishScript  = redis.NewScript(publishLua)
+	sinceScript    = redis.NewScript(sinceLua)
+	recentScript   = redis.NewScript(recentLua)
+	headScript     = redis.NewScript(headLua)
 )

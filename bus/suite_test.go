@@ -85,6 +85,12 @@ func (in *inbox) got(ch wire.Channel) []string {
 // pub's publish-only bus.
 func instance(t *testing.T, d deployment, in *inbox) *bus.Redis {
 	t.Helper()
+	return instanceWith(t, d, in, func(*bus.Config) {})
+}
+
+// instanceWith is instance with changes to its configuration.
+func instanceWith(t *testing.T, d deployment, in *inbox, configure func(*bus.Config)) *bus.Redis {
+	t.Helper()
 	rdb := d.client()
 	cfg := bus.Config{
 		Client: rdb, CountTTL: 3 * time.Second, HealthInterval: 200 * time.Millisecond,
@@ -93,6 +99,7 @@ func instance(t *testing.T, d deployment, in *inbox) *bus.Redis {
 	if in != nil {
 		cfg.Handler = in.handle
 	}
+	configure(&cfg)
 	b, err := bus.NewRedis(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +132,8 @@ func tryPublish(p bus.Publisher, ch wire.Channel, text string) (int, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	return p.Publish(ctx, ch, payload)
+	res, err := p.Publish(ctx, ch, payload)
+	return res.Receivers, err
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -74,6 +74,8 @@ type Channel string
 const (
 	channelPrefix = "oshirase:v1:"
 	countPrefix   = "oshirase:v1:count:"
+	historyPrefix = "oshirase:v1:hist:"
+	metaPrefix    = "oshirase:v1:meta:"
 )
 
 // NewChannel returns the channel of (tenant, scope, id). For ScopeCompany the
@@ -126,6 +128,19 @@ func PublicChannel() Channel { return Channel(channelPrefix + "{a}") }
 // subscriptions read this channel (the bus keeps it; see bus/lua).
 func (c Channel) CountKey() string {
 	return countPrefix + strings.TrimPrefix(string(c), channelPrefix)
+}
+
+// HistoryKey is the Redis stream holding this channel's recent notices, in
+// publish order (the bus appends to it in the same step as the PUBLISH).
+func (c Channel) HistoryKey() string {
+	return historyPrefix + strings.TrimPrefix(string(c), channelPrefix)
+}
+
+// MetaKey is the small Redis hash beside the history: its epoch (a random
+// name that changes whenever the history starts over, e.g. after Redis lost
+// its data) and the id of the last notice appended.
+func (c Channel) MetaKey() string {
+	return metaPrefix + strings.TrimPrefix(string(c), channelPrefix)
 }
 
 // ParseChannel splits a channel name back into tenant, scope and id. Only

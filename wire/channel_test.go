@@ -76,6 +76,12 @@ func TestCompanyAndPublicChannels(t *testing.T) {
 	if got := c1.CountKey(); got != "oshirase:v1:count:{acme/c}" {
 		t.Fatalf("CountKey = %q", got)
 	}
+	if got := c1.HistoryKey(); got != "oshirase:v1:hist:{acme/c}" {
+		t.Fatalf("HistoryKey = %q", got)
+	}
+	if got := c1.MetaKey(); got != "oshirase:v1:meta:{acme/c}" {
+		t.Fatalf("MetaKey = %q", got)
+	}
 	if _, s, _, err := wire.ParseChannel(string(wire.PublicChannel())); err != nil || s != wire.ScopePublic {
 		t.Fatalf("ParseChannel(public) = %q, %v", s, err)
 	}

@@ -4,6 +4,6 @@
 // and nowhere else.
 //
 // Every key a notice touches — its Pub/Sub channel, the live-subscription
-// counts, later its history — carries the same Redis Cluster hash tag, so
-// all of them land in one hash slot.
+// counts, its history and the history's meta — carries the same Redis
+// Cluster hash tag, so all of them land in one hash slot.
 package wire

@@ -22,6 +22,14 @@ type Message struct {
 	Text  string `json:"text"`  // the notice itself
 	TS    int64  `json:"ts"`    // publish time, Unix milliseconds, stamped once by pub
 	Scope Scope  `json:"scope"` // whom it was addressed to
+
+	// Pos and Epoch say where the notice sits in its channel's history (a
+	// Redis stream id, and the history's epoch). The publisher never sets
+	// them: the bus splices them into the payload it PUBLISHes, right after
+	// the opening brace, once the history has given the notice its place.
+	// Empty when history is off.
+	Pos   string `json:"p,omitempty"`
+	Epoch string `json:"e,omitempty"`
 }
 
 // NewMessage stamps a new notice with an id and the publish time.

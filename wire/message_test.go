@@ -2,6 +2,7 @@ package wire_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,5 +46,23 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 		if _, err := wire.Decode([]byte(in)); !errors.Is(err, wire.ErrMalformed) {
 			t.Errorf("Decode(%q) = %v, want ErrMalformed", in, err)
 		}
+	}
+}
+
+// The bus splices the history position into the encoded message right
+// after its opening brace; Decode reads it back.
+func TestDecodeReadsSplicedPosition(t *testing.T) {
+	m, _ := wire.NewMessage("hello", wire.ScopeCompany, time.Unix(1_700_000_000, 0))
+	b, _ := m.Encode()
+	spliced := append([]byte(`{"p":"1700000000000-3","e":"ep0ch",`), b[1:]...)
+	got, err := wire.Decode(spliced)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Pos != "1700000000000-3" || got.Epoch != "ep0ch" || got.Text != "hello" || got.ID != m.ID {
+		t.Fatalf("got %+v", got)
+	}
+	if strings.Contains(string(b), `"p"`) || strings.Contains(string(b), `"e"`) {
+		t.Fatalf("a message without a position encodes one: %s", b)
 	}
 }

@@ -61,6 +61,17 @@ func TestCompose(t *testing.T) {
 	if hc := redis.HealthCheck; hc == nil || !slices.Contains(hc.Test, "redis-cli") || !slices.Contains(hc.Test, "ping") {
 		t.Errorf("redis healthcheck %v, want redis-cli ping", redis.HealthCheck)
 	}
+	// The history must survive a restart of Redis: AOF, on a named volume
+	// mounted where the image keeps its data.
+	if cmd := strings.Join(redis.Command, " "); !strings.Contains(cmd, "--appendonly yes") {
+		t.Errorf("redis command %q, want --appendonly yes", cmd)
+	}
+	if !slices.ContainsFunc(redis.Volumes, func(v types.ServiceVolumeConfig) bool {
+		_, declared := p.Volumes[v.Source]
+		return v.Type == types.VolumeTypeVolume && v.Target == "/data" && declared
+	}) {
+		t.Errorf("redis volumes %+v, want a named volume at /data", redis.Volumes)
+	}
 
 	for name, port := range services {
 		t.Run(name, func(t *testing.T) {

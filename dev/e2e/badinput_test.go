@@ -121,6 +121,8 @@ func TestInvalidConfigurationFailsAtStart(t *testing.T) {
 		{pubBin, []string{"MAX_TEXT_BYTES=8KiB", "MAX_BODY_BYTES=8KiB"}, []string{"MAX_BODY_BYTES", "MAX_TEXT_BYTES"}},
 		{subBin, []string{"QUEUE_SIZE=0", "WRITE_TIMEOUT=5"}, []string{"QUEUE_SIZE", "WRITE_TIMEOUT"}},
 		{subBin, []string{"LOG_LEVEL=loud"}, []string{"LOG_LEVEL", "debug, info, warn, error"}},
+		{pubBin, []string{"HISTORY_SIZE=-1", "HISTORY_TTL=5ms"}, []string{"HISTORY_SIZE", "HISTORY_TTL", "at least 1s"}},
+		{subBin, []string{"HISTORY_TTL=forever"}, []string{"HISTORY_TTL"}},
 	} {
 		cmd := exec.Command(tc.bin)
 		cmd.Env = tc.env

@@ -24,6 +24,12 @@ type Common struct {
 	AuthMode AuthMode    // AUTH_MODE, default none
 	JWT      auth.Config // JWT_*, in jwt mode
 	HasJWT   bool        // a JWT key source is configured
+
+	// History: pub records every notice in its channel's history; sub reads
+	// it back. Both read the same two variables; 0 in either turns history
+	// off (then both are 0 here).
+	HistorySize int           // HISTORY_SIZE, default 100 notices per channel
+	HistoryTTL  time.Duration // HISTORY_TTL, default 24h
 }
 
 // Common reads the shared variables; defaultPort is the service's own.
@@ -39,6 +45,14 @@ func (e *Env) Common(defaultPort int, jwtOptional bool) Common {
 		Introspection:   e.Bool("INTROSPECTION", true),
 		LogLevel:        e.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:       e.OneOf("LOG_FORMAT", "text", "text", "json"),
+	}
+	c.HistorySize = e.Int("HISTORY_SIZE", 100, 0, 100_000)
+	c.HistoryTTL = e.Duration("HISTORY_TTL", 24*time.Hour, 0, 365*24*time.Hour)
+	if c.HistoryTTL > 0 && c.HistoryTTL < time.Second {
+		e.Fail("HISTORY_TTL", "must be 0 (history off) or at least 1s (got %s)", c.HistoryTTL)
+	}
+	if c.HistorySize == 0 || c.HistoryTTL == 0 {
+		c.HistorySize, c.HistoryTTL = 0, 0
 	}
 	c.AuthMode, c.JWT, c.HasJWT = e.LoadAuth(jwtOptional)
 	if c.AuthMode == AuthJWT && slices.Contains(c.AllowedOrigins, "*") {

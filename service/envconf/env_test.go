@@ -119,3 +119,34 @@ func TestCommonRefusesAnyOriginInJWTMode(t *testing.T) {
 		t.Fatalf("jwt mode without a key source, optional: %v", err)
 	}
 }
+
+func TestCommonHistory(t *testing.T) {
+	for _, tc := range []struct {
+		kv   []string
+		size int
+		ttl  time.Duration
+		bad  string
+	}{
+		{nil, 100, 24 * time.Hour, ""},
+		{[]string{"HISTORY_SIZE", "500", "HISTORY_TTL", "1h"}, 500, time.Hour, ""},
+		{[]string{"HISTORY_SIZE", "0"}, 0, 0, ""},
+		{[]string{"HISTORY_TTL", "0"}, 0, 0, ""},
+		{[]string{"HISTORY_SIZE", "-1"}, 0, 0, "HISTORY_SIZE"},
+		{[]string{"HISTORY_SIZE", "lots"}, 0, 0, "HISTORY_SIZE"},
+		{[]string{"HISTORY_TTL", "10ms"}, 0, 0, "HISTORY_TTL"},
+		{[]string{"HISTORY_TTL", "forever"}, 0, 0, "HISTORY_TTL"},
+	} {
+		e := envconf.NewEnv(env(tc.kv...))
+		c := e.Common(8080, true)
+		err := e.Err()
+		if tc.bad != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.bad) {
+				t.Errorf("%v: error %v, want one naming %s", tc.kv, err, tc.bad)
+			}
+			continue
+		}
+		if err != nil || c.HistorySize != tc.size || c.HistoryTTL != tc.ttl {
+			t.Errorf("%v: size %d ttl %s err %v; want %d %s", tc.kv, c.HistorySize, c.HistoryTTL, err, tc.size, tc.ttl)
+		}
+	}
+}

@@ -18,6 +18,10 @@ var (
 	ErrUnavailable = errors.New("temporarily unavailable")
 	// ErrForbidden: the caller is known but may not do this.
 	ErrForbidden = errors.New("forbidden")
+	// ErrCursorExpired: a position in a history can no longer be resumed
+	// (it is older than what is kept, or from another epoch); the client
+	// starts afresh.
+	ErrCursorExpired = errors.New("cursor expired")
 )
 
 // Codes: the extensions.code of every error either service answers. The
@@ -46,6 +50,9 @@ const (
 	CodeUnauthenticated = "UNAUTHENTICATED"
 	// CodeForbidden: the caller is known but may not do this.
 	CodeForbidden = "FORBIDDEN"
+	// CodeCursorExpired: a cursor can no longer be resumed exactly; fetch
+	// the list again and subscribe without it.
+	CodeCursorExpired = "CURSOR_EXPIRED"
 	// CodeUnavailable: a dependency (Redis) did not answer in time; retry.
 	CodeUnavailable = "UNAVAILABLE"
 	// CodeInternal: anything else; details only in the server log.
@@ -56,7 +63,7 @@ const (
 // no more and no fewer (dev/docs checks).
 var Codes = []string{
 	CodeParseFailed, CodeValidationFailed, CodeTooComplex, CodeBadRequest, CodeRequestTooLarge,
-	CodeBadUserInput, CodeUnauthenticated, CodeForbidden, CodeUnavailable, CodeInternal,
+	CodeBadUserInput, CodeUnauthenticated, CodeForbidden, CodeCursorExpired, CodeUnavailable, CodeInternal,
 }
 
 // WriteHTTP answers an HTTP request that is refused before GraphQL runs

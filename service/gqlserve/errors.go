@@ -40,8 +40,9 @@ func PresentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 // ErrorFor is the one mapping from an error to what a client sees: parse
 // and validation errors keep their code (a message quoting the document is
 // cut short), bad input says what was wrong (BAD_USER_INPUT), a rejected
-// credential or action says so (UNAUTHENTICATED, FORBIDDEN), an
-// unavailable dependency says to retry (UNAVAILABLE), anything else is
+// credential or action says so (UNAUTHENTICATED, FORBIDDEN), an expired
+// cursor says to start afresh (CURSOR_EXPIRED), an unavailable dependency
+// says to retry (UNAVAILABLE), anything else is
 // logged and answered with a generic message (INTERNAL) that leaks
 // nothing. Streaming transports that answer errors outside gqlgen use it
 // too.
@@ -67,6 +68,9 @@ func ErrorFor(ctx context.Context, err error, log *slog.Logger) *gqlerror.Error 
 		e.Extensions = map[string]any{"code": errkind.CodeUnauthenticated}
 	case errors.Is(err, errkind.ErrForbidden):
 		e.Extensions = map[string]any{"code": errkind.CodeForbidden}
+	case errors.Is(err, errkind.ErrCursorExpired):
+		e.Message = "the cursor is older than the history kept, or from before the history started over; fetch the list again and subscribe without it"
+		e.Extensions = map[string]any{"code": errkind.CodeCursorExpired}
 	case errors.Is(err, errkind.ErrUnavailable):
 		e.Message = "notification service temporarily unavailable; retry"
 		e.Extensions = map[string]any{"code": errkind.CodeUnavailable}

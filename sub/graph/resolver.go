@@ -1,5 +1,6 @@
 // Package graph is sub's GraphQL layer: the schema, gqlgen's generated
-// executor, and resolvers that only translate between GraphQL and the hub.
+// executor, and resolvers that only translate between GraphQL and the hub
+// (subscriptions) or the recent list (the notifications query).
 package graph
 
 //go:generate go tool gqlgen generate
@@ -8,6 +9,7 @@ import (
 	"context"
 
 	"github.com/oshirase/oshirase/sub/internal/hub"
+	"github.com/oshirase/oshirase/sub/internal/recent"
 	"github.com/oshirase/oshirase/wire"
 )
 
@@ -21,6 +23,8 @@ type Audience interface {
 type Resolver struct {
 	Hub      *hub.Hub
 	Audience Audience
+	// Recent lists recent notices (the notifications query).
+	Recent *recent.Lister
 	// OnDrop is called when the hub drops a subscription (it overflowed);
 	// it closes the subscriber's connection with the reason.
 	OnDrop func(ctx context.Context, reason error)

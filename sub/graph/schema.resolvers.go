@@ -7,13 +7,29 @@ package graph
 
 import (
 	"context"
+	"math"
 
+	"github.com/oshirase/oshirase/sub/internal/recent"
 	"github.com/oshirase/oshirase/wire"
 )
 
 // Ok is the resolver for the ok field.
 func (r *queryResolver) Ok(ctx context.Context) (bool, error) {
 	return true, nil
+}
+
+// Notifications is the resolver for the notifications field.
+func (r *queryResolver) Notifications(ctx context.Context, userName string, first *int64, after *string) (*recent.Connection, error) {
+	channels, err := r.Audience.Channels(ctx, userName)
+	if err != nil {
+		return nil, err
+	}
+	var n *int
+	if first != nil {
+		v := int(max(min(*first, math.MaxInt32), math.MinInt32))
+		n = &v
+	}
+	return r.Recent.List(ctx, channels, n, after)
 }
 
 // OnNotificationReceived is the resolver for the onNotificationReceived field.

@@ -15,6 +15,9 @@
 //	REDIS_URL           use this Redis as it is; start none
 //	OSHIRASE_DEV_REDIS  auto (default), server (require redis-server) or
 //	                    embedded (always the in-memory one)
+//	OSHIRASE_DEV_REDIS_DIR  where a redis-server of ours keeps its
+//	                    append-only file (the notices' history survives a
+//	                    restart), default <repo>/.cache/redis
 //	OSHIRASE_BIN        directory holding pub and sub, default <repo>/bin
 package main
 
@@ -48,6 +51,7 @@ type config struct {
 	pubPort, subPort, redisPort int
 	redisURL                    string // set: use it, start no Redis
 	redisMode                   string // auto, server, embedded
+	redisDir                    string // a redis-server's data directory
 	bin                         string
 }
 
@@ -70,6 +74,7 @@ func loadConfig() (config, error) {
 		redisPort: port("REDIS_PORT", 6379),
 		redisURL:  os.Getenv("REDIS_URL"),
 		redisMode: os.Getenv("OSHIRASE_DEV_REDIS"),
+		redisDir:  os.Getenv("OSHIRASE_DEV_REDIS_DIR"),
 		bin:       os.Getenv("OSHIRASE_BIN"),
 	}
 	switch c.redisMode {
@@ -82,12 +87,22 @@ func loadConfig() (config, error) {
 	if c.pubPort == c.subPort {
 		errs = append(errs, fmt.Errorf("PUB_PORT and SUB_PORT are both %d: choose two ports", c.pubPort))
 	}
+	root, rootErr := repoRoot()
 	if c.bin == "" {
-		root, err := repoRoot()
-		if err != nil {
-			errs = append(errs, err)
+		if rootErr != nil {
+			errs = append(errs, rootErr)
 		}
 		c.bin = filepath.Join(root, "bin")
+	}
+	if c.redisDir == "" {
+		c.redisDir = filepath.Join(root, ".cache", "redis")
+		if rootErr != nil {
+			cache, err := os.UserCacheDir()
+			if err != nil {
+				cache = os.TempDir()
+			}
+			c.redisDir = filepath.Join(cache, "oshirase", "redis")
+		}
 	}
 	for _, name := range []string{"pub", "sub"} {
 		if _, err := os.Stat(filepath.Join(c.bin, name)); err != nil {

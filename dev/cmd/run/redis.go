@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -49,15 +50,19 @@ func startRedis(cfg config, con *console, exited chan<- *child) (*redisInstance,
 	case err != nil:
 		return nil, fmt.Errorf("OSHIRASE_DEV_REDIS=server but no redis-server on PATH: %w", err)
 	}
-	return startServer(path, addr, cfg.redisPort, con, exited)
+	return startServer(path, addr, cfg.redisPort, cfg.redisDir, con, exited)
 }
 
-func startServer(path, addr string, port int, con *console, exited chan<- *child) (*redisInstance, error) {
-	// The services only need Pub/Sub and short-lived count keys: no
-	// persistence, so nothing is left on disk.
+func startServer(path, addr string, port int, dir string, con *console, exited chan<- *child) (*redisInstance, error) {
+	// The notices' history lives in Redis: an append-only file in dir
+	// keeps it across restarts of make run, as docker-compose.yml does.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("redis data directory (OSHIRASE_DEV_REDIS_DIR): %w", err)
+	}
 	c, err := startChild(con, "redis", path, []string{
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--loglevel", "warning",
+		"--dir", dir, "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+		"--loglevel", "warning",
 	}, nil, exited)
 	if err != nil {
 		return nil, err
@@ -90,7 +95,7 @@ func startServer(path, addr string, port int, con *console, exited chan<- *child
 			return nil, fmt.Errorf("redis-server on %s did not answer PING: %w", addr, err)
 		}
 	}
-	return &redisInstance{url: addr, desc: addr + " (redis-server " + path + ")", stop: stop}, nil
+	return &redisInstance{url: addr, desc: addr + " (redis-server " + path + "; history kept in " + dir + ")", stop: stop}, nil
 }
 
 func startEmbedded(addr string, con *console) (*redisInstance, error) {
@@ -101,8 +106,8 @@ func startEmbedded(addr string, con *console) (*redisInstance, error) {
 	if err := m.StartAddr(addr); err != nil {
 		return nil, fmt.Errorf("embedded redis on %s: %w", addr, err)
 	}
-	con.Printf("run", "no redis-server on PATH (or OSHIRASE_DEV_REDIS=embedded): embedded in-memory Redis on %s", addr)
-	return &redisInstance{url: addr, desc: addr + " (embedded in-memory, miniredis)", stop: func(*console) { m.Close() }}, nil
+	con.Printf("run", "no redis-server on PATH (or OSHIRASE_DEV_REDIS=embedded): embedded in-memory Redis on %s; the notices' history is lost when run stops", addr)
+	return &redisInstance{url: addr, desc: addr + " (embedded in-memory, miniredis; history lost at exit)", stop: func(*console) { m.Close() }}, nil
 }
 
 var errNoAuth = errors.New("redis: NOAUTH")

@@ -64,7 +64,7 @@ type orchestrator struct {
 
 var startedRE = regexp.MustCompile(`^\[run\] started (\w+) \(pid (\d+)\)$`)
 
-func startOrchestrator(t *testing.T) *orchestrator {
+func startOrchestrator(t *testing.T, env ...string) *orchestrator {
 	t.Helper()
 	o := &orchestrator{
 		t: t, pubPort: freePort(t), subPort: freePort(t),
@@ -79,6 +79,7 @@ func startOrchestrator(t *testing.T) *orchestrator {
 		"REDIS_PORT="+strconv.Itoa(freePort(t)),
 		"REDIS_URL=",
 	)
+	o.cmd.Env = append(o.cmd.Env, env...)
 	out, err := o.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -198,6 +199,10 @@ func TestRunEmbedded(t *testing.T) {
 	if got.ID != id || got.Text != "hello" {
 		t.Fatalf("subscriber got %+v, want id %s text hello", got, id)
 	}
+	// The embedded Redis keeps the history too (until run stops).
+	if texts := o.recent("alice"); len(texts) == 0 || texts[0] != "hello" || texts[len(texts)-1] != "nobody listens" {
+		t.Fatalf("recent notices %q, want hello first and the first notice last", texts)
+	}
 
 	kids := o.children()
 	if err := o.cmd.Process.Signal(os.Interrupt); err != nil {
@@ -207,6 +212,60 @@ func TestRunEmbedded(t *testing.T) {
 		t.Fatalf("run after SIGINT: %v, want exit 0", err)
 	}
 	assertGone(t, kids)
+}
+
+// TestRunRedisServerKeepsHistory is make run with redis-server: the
+// notices' history is in an append-only file, and a second make run, on
+// the same data directory, still lists them.
+func TestRunRedisServerKeepsHistory(t *testing.T) {
+	dir := t.TempDir()
+	o := startOrchestrator(t, "OSHIRASE_DEV_REDIS=server", "OSHIRASE_DEV_REDIS_DIR="+dir)
+	o.send("bob", "before the restart")
+	if err := o.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.wait(); err != nil {
+		t.Fatalf("run after SIGINT: %v", err)
+	}
+	if aof, _ := filepath.Glob(filepath.Join(dir, "appendonlydir", "*")); len(aof) == 0 {
+		t.Fatalf("no append-only file in %s", dir)
+	}
+	o = startOrchestrator(t, "OSHIRASE_DEV_REDIS=server", "OSHIRASE_DEV_REDIS_DIR="+dir)
+	if texts := o.recent("bob"); len(texts) != 1 || texts[0] != "before the restart" {
+		t.Fatalf("after the restart, bob's recent notices are %q", texts)
+	}
+	_ = o.cmd.Process.Signal(os.Interrupt)
+	_ = o.wait()
+}
+
+// recent returns the texts of user's recent notices, newest first.
+func (o *orchestrator) recent(user string) []string {
+	o.t.Helper()
+	q, _ := json.Marshal(map[string]any{
+		"query":     `query($u: String!) { notifications(userName: $u) { edges { node { text } } } }`,
+		"variables": map[string]string{"u": user},
+	})
+	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d/graphql", o.subPort), "application/json", bytes.NewReader(q))
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Data struct {
+			Notifications struct {
+				Edges []struct{ Node struct{ Text string } }
+			}
+		}
+		Errors []json.RawMessage
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || len(r.Errors) > 0 {
+		o.t.Fatalf("notifications: %v %s", err, r.Errors)
+	}
+	var texts []string
+	for _, e := range r.Data.Notifications.Edges {
+		texts = append(texts, e.Node.Text)
+	}
+	return texts
 }
 
 // TestRunChildDies: when a service dies, run stops the other and fails.

@@ -35,7 +35,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer closeAuth()
-	b, err := bus.NewRedis(bus.Config{Client: rdb, Logger: log})
+	b, err := bus.NewRedis(bus.Config{Client: rdb, Logger: log, HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL})
 	if err != nil {
 		return err
 	}

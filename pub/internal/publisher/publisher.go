@@ -54,7 +54,8 @@ func New(cfg Config) *Publisher {
 }
 
 // Publish sends text to (tenant, scope, to) and answers how many live
-// subscriptions received it.
+// subscriptions received it, and the message as subscribers see it (with
+// its history position when history is on).
 func (p *Publisher) Publish(ctx context.Context, tenant string, scope wire.Scope, to, text string) (int, *wire.Message, error) {
 	switch {
 	case text == "":
@@ -78,12 +79,16 @@ func (p *Publisher) Publish(ctx context.Context, tenant string, scope wire.Scope
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
-	n, err := p.cfg.Bus.Publish(ctx, ch, payload)
+	res, err := p.cfg.Bus.Publish(ctx, ch, payload)
 	if err != nil {
 		p.Failed.Add(1)
 		return 0, nil, fmt.Errorf("publisher: %w", err)
 	}
 	p.Published.Add(1)
-	p.Delivered.Add(int64(n))
-	return n, msg, nil
+	p.Delivered.Add(int64(res.Receivers))
+	msg.Pos, msg.Epoch = "", ""
+	if !res.Pos.ID.IsZero() {
+		msg.Pos, msg.Epoch = res.Pos.ID.String(), res.Pos.Epoch
+	}
+	return res.Receivers, msg, nil
 }

@@ -48,6 +48,9 @@ func TestPublishEncodesTheContract(t *testing.T) {
 	if *dec != *msg || dec.Text != "hello" || dec.Timestamp() != 1_800_000_000 || dec.V != wire.Version {
 		t.Fatalf("published %+v, returned %+v", dec, msg)
 	}
+	if msg.Pos == "" || msg.Epoch == "" {
+		t.Fatalf("returned %+v without its history position", msg)
+	}
 }
 
 func TestPublishRejectsBadInput(t *testing.T) {
@@ -84,7 +87,7 @@ func TestPublishWithRedisDownFailsInTime(t *testing.T) {
 
 func newBus(t *testing.T, rdb *redis.Client) *bus.Redis {
 	t.Helper()
-	b, err := bus.NewRedis(bus.Config{Client: rdb})
+	b, err := bus.NewRedis(bus.Config{Client: rdb, HistorySize: 10, HistoryTTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/oshirase/oshirase/sub/graph"
 	"github.com/oshirase/oshirase/sub/internal/config"
 	"github.com/oshirase/oshirase/sub/internal/hub"
+	"github.com/oshirase/oshirase/sub/internal/recent"
 	"github.com/oshirase/oshirase/sub/internal/server"
 	"github.com/oshirase/oshirase/sub/internal/wsconn"
 	"github.com/oshirase/oshirase/wire"
@@ -42,6 +43,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Handler:  func(ch wire.Channel, p []byte) { h.Deliver(ch, p) },
 		CountTTL: cfg.CountTTL,
 		Logger:   log,
+		// sub only reads the history; the settings say whether there is
+		// one, and give the epochs it creates pub's lifetime.
+		HistorySize: cfg.HistorySize,
+		HistoryTTL:  cfg.HistoryTTL,
 	})
 	if err != nil {
 		return err
@@ -80,6 +85,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		AuthCookie:    cfg.AuthCookie,
 	}, server.Deps{
 		Hub:      h,
+		Recent:   recent.New(recent.Config{History: b, Logger: log}),
 		Audience: audience,
 		Ready: func() error {
 			if !b.Healthy() {

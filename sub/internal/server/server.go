@@ -18,6 +18,7 @@ import (
 	"github.com/oshirase/oshirase/sub/graph"
 	"github.com/oshirase/oshirase/sub/internal/demo"
 	"github.com/oshirase/oshirase/sub/internal/hub"
+	"github.com/oshirase/oshirase/sub/internal/recent"
 	"github.com/oshirase/oshirase/sub/internal/wsconn"
 )
 
@@ -44,6 +45,7 @@ type Config struct {
 // Deps are the parts the handler serves.
 type Deps struct {
 	Hub      *hub.Hub
+	Recent   *recent.Lister
 	Audience graph.Audience
 	Ready    func() error // nil when ready to serve
 	Metrics  *metrics.Registry
@@ -55,6 +57,7 @@ type Deps struct {
 func New(cfg Config, d Deps) http.Handler {
 	resolver := &graph.Resolver{
 		Hub:      d.Hub,
+		Recent:   d.Recent,
 		Audience: d.Audience,
 		OnDrop: func(ctx context.Context, reason error) {
 			if err := wsconn.Close(ctx, CloseSlowConsumer, reason.Error()); err != nil {

@@ -1,0 +1,87 @@
+package bus_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/oshirase/oshirase/bus"
+	"github.com/oshirase/oshirase/bus/redistest"
+	"github.com/oshirase/oshirase/wire"
+)
+
+// BenchmarkPublish measures publishes with history off and on, from 8
+// goroutines over 100 channels (full histories after the first
+// 10,000: every publish then trims), and reports the CPU time Redis spent per
+// publish (redis-µs/op), the figure that bounds a Redis's publish rate:
+//
+//	cd bus && go test -run '^$' -bench Publish -benchtime 20000x .
+func BenchmarkPublish(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		size int
+	}{{"history=off", 0}, {"history=100", 100}} {
+		b.Run(tc.name, func(b *testing.B) {
+			srv := redistest.Start(b)
+			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: 16})
+			defer rdb.Close()
+			p, err := bus.NewRedis(bus.Config{Client: rdb, HistorySize: tc.size, HistoryTTL: time.Hour})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			chs := make([]wire.Channel, 100)
+			for i := range chs {
+				chs[i], _ = wire.PersonChannel("acme", fmt.Sprint("user", i))
+			}
+			m, _ := wire.NewMessage(strings.Repeat("x", 100), wire.ScopePerson, time.Now())
+			payload, _ := m.Encode()
+			ctx := context.Background()
+			if _, err := p.Publish(ctx, chs[0], payload); err != nil { // loads the script
+				b.Fatal(err)
+			}
+			cpu0 := redisCPU(b, rdb)
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			const workers = 8
+			for w := range workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := w; i < b.N; i += workers {
+						if _, err := p.Publish(ctx, chs[i%len(chs)], payload); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric((redisCPU(b, rdb)-cpu0)*1e6/float64(b.N), "redis-µs/op")
+		})
+	}
+}
+
+// redisCPU is the CPU time, in seconds, the Redis server has used.
+func redisCPU(b *testing.B, rdb *redis.Client) float64 {
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\r\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if k == "used_cpu_sys" || k == "used_cpu_user" {
+			f, _ := strconv.ParseFloat(v, 64)
+			total += f
+		}
+	}
+	return total
+}
