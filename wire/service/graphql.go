@@ -38,6 +38,9 @@ func PresentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		if errors.As(err, &gqlErr) && gqlErr.Err == nil {
 			return gqlErr // parse and validation errors, already well formed
 		}
+		// e may be err itself (a located field error): keep what happened
+		// for the log before the message is replaced.
+		detail := err.Error()
 		e := graphql.DefaultErrorPresenter(ctx, err)
 		switch {
 		case errors.Is(err, ErrBadInput), errors.Is(err, wire.ErrInvalidName):
@@ -52,9 +55,9 @@ func PresentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case errors.Is(err, ErrUnavailable):
 			e.Message = "notification service temporarily unavailable; retry"
 			e.Extensions = map[string]any{"code": "UNAVAILABLE"}
-			log.Warn("request failed: dependency unavailable", "err", err)
+			log.Warn("request failed: dependency unavailable", "err", detail)
 		default:
-			log.Error("request failed", "err", err)
+			log.Error("request failed", "err", detail)
 			e.Message = "internal error"
 			e.Extensions = map[string]any{"code": "INTERNAL"}
 		}
