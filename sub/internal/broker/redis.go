@@ -19,8 +19,9 @@ import (
 
 // Config configures a Redis broker.
 type Config struct {
-	// Client runs commands (counts). Required. Its Pub/Sub connection is
-	// opened from the same options.
+	// Client runs commands (counts). Required, with ContextTimeoutEnabled
+	// (as service.RedisOptions sets it). Its Pub/Sub connection is opened
+	// from the same options.
 	Client *redis.Client
 	// Handler receives messages. Required.
 	Handler Handler
@@ -46,15 +47,20 @@ type Redis struct {
 	ps  *redis.PubSub
 	log *slog.Logger
 
-	mu      sync.Mutex
-	refs    map[wire.Channel]int      // local subscriptions per channel: the wanted state
-	dirty   map[wire.Channel]struct{} // channels whose wanted state changed
-	next    *round                    // the round that will take up dirty
-	resync  bool                      // rewrite every count in the next round
-	closed  bool
-	kick    chan struct{}
-	done    chan struct{}
-	stopped sync.WaitGroup
+	mu     sync.Mutex
+	refs   map[wire.Channel]int      // local subscriptions per channel: the wanted state
+	dirty  map[wire.Channel]struct{} // channels whose wanted state changed
+	next   *round                    // the round that will take up dirty
+	resync bool                      // rewrite every count in the next round
+	closed bool
+	kick   chan struct{}
+	done   chan struct{}
+	// stop cancels whatever Redis call a goroutine of the broker is
+	// waiting on, at Close.
+	stopCtx  context.Context
+	stop     context.CancelFunc
+	syncDone chan struct{} // closed when the sync loop has returned
+	recvDone chan struct{} // closed when the reader has returned
 
 	// Owned by the sync loop.
 	inRedis map[wire.Channel]bool // channels the Pub/Sub connection is subscribed to
@@ -82,6 +88,12 @@ func NewRedis(cfg Config) (*Redis, error) {
 	if cfg.Client == nil || cfg.Handler == nil {
 		return nil, errors.New("broker: Client and Handler are required")
 	}
+	if !cfg.Client.Options().ContextTimeoutEnabled {
+		// Without it go-redis ignores the deadlines that bound every
+		// round, subscription and Close against a Redis that stops
+		// answering.
+		return nil, errors.New("broker: Client needs ContextTimeoutEnabled")
+	}
 	if cfg.InstanceID == "" {
 		cfg.InstanceID = uuid.NewString()
 	}
@@ -97,8 +109,13 @@ func NewRedis(cfg Config) (*Redis, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	stopCtx, stop := context.WithCancel(context.Background())
 	b := &Redis{
 		cfg:        cfg,
+		stopCtx:    stopCtx,
+		stop:       stop,
+		syncDone:   make(chan struct{}),
+		recvDone:   make(chan struct{}),
 		log:        cfg.Logger.With("component", "broker"),
 		ps:         cfg.Client.Subscribe(context.Background()),
 		refs:       map[wire.Channel]int{},
@@ -110,7 +127,6 @@ func NewRedis(cfg Config) (*Redis, error) {
 		unconfirmd: map[wire.Channel]int{},
 		confirmed:  make(chan struct{}),
 	}
-	b.stopped.Add(2)
 	go b.receive()
 	go b.syncLoop()
 	return b, nil
@@ -190,8 +206,13 @@ func (b *Redis) poke() {
 	}
 }
 
+// closeTimeout bounds Close's removal of this instance's counts; a Redis
+// that does not answer in time leaves them to expire after CountTTL.
+const closeTimeout = 2 * time.Second
+
 // Close removes this instance's counts, closes the Pub/Sub connection and
-// stops the broker's goroutines. Subscribers still waiting get an error.
+// stops the broker's goroutines; it returns within about closeTimeout even
+// when Redis does not answer. Subscribers still waiting get an error.
 func (b *Redis) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -205,15 +226,19 @@ func (b *Redis) Close() error {
 	}
 	b.mu.Unlock()
 	close(b.done)
+	// A round in flight would race the removal below, and may be waiting
+	// on a Redis that does not answer: cut it short, and wait for it.
+	b.stop()
+	<-b.syncDone
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	zero := make([]int, len(refs))
 	if err := b.writeCounts(ctx, refs, zero); err != nil {
 		b.log.Warn("could not remove counts at shutdown; they expire on their own", "err", err, "ttl", b.cfg.CountTTL)
 	}
 	err := b.ps.Close()
-	b.stopped.Wait()
+	<-b.recvDone
 	return err
 }
 
@@ -221,13 +246,19 @@ func (b *Redis) Close() error {
 // re-subscribes on its own; confirmations it did not ask for mean exactly
 // that, and trigger a rewrite of every count (Redis may have restarted and
 // lost them).
+//
+// A silent connection is pinged every HealthInterval. A PING still
+// unanswered at the next one marks the connection down: a Redis that
+// accepts bytes and never answers (stopped, or stuck in a long script) must
+// not look healthy, as a socket write to it still succeeds.
 func (b *Redis) receive() {
-	defer b.stopped.Done()
-	ctx := context.Background()
+	defer close(b.recvDone)
+	ctx := context.Background() // Close ends the reads by closing the connection
 	backoff := 50 * time.Millisecond
 	// Connect now rather than at the first SUBSCRIBE: readiness reports the
 	// connection, and the PONG proves it.
 	_ = b.ps.Ping(ctx)
+	pinged := true // a PING is out: silence until the next read is suspect
 	for {
 		msg, err := b.ps.ReceiveTimeout(ctx, b.cfg.HealthInterval)
 		if err != nil {
@@ -238,10 +269,14 @@ func (b *Redis) receive() {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
+				if pinged {
+					b.setHealthy(false, errNoPong)
+				}
 				// Silence: ask for a PONG. A dead connection fails the next read.
 				if perr := b.ps.Ping(ctx); perr != nil {
 					b.setHealthy(false, perr)
 				}
+				pinged = true
 				continue
 			}
 			b.setHealthy(false, err)
@@ -254,6 +289,7 @@ func (b *Redis) receive() {
 			continue
 		}
 		backoff = 50 * time.Millisecond
+		pinged = false
 		b.setHealthy(true, nil)
 		switch m := msg.(type) {
 		case *redis.Message:
@@ -265,6 +301,9 @@ func (b *Redis) receive() {
 		}
 	}
 }
+
+// errNoPong is why a connection that stopped answering counts as down.
+var errNoPong = errors.New("broker: redis did not answer a PING within the health interval")
 
 func (b *Redis) setHealthy(ok bool, err error) {
 	if b.healthy.Swap(ok) != ok {

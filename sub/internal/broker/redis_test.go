@@ -40,7 +40,7 @@ func (in *inbox) count(ch wire.Channel) int {
 
 func start(t *testing.T, srv *redistest.Server) (*broker.Redis, *inbox, *redis.Client) {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
 	in := &inbox{msgs: map[wire.Channel][]string{}}
 	b, err := broker.NewRedis(broker.Config{
 		Client: rdb, Handler: in.handle, CountTTL: 3 * time.Second, HealthInterval: 200 * time.Millisecond,
@@ -240,6 +240,41 @@ func TestSubscribeWhileRedisIsDownFailsInTime(t *testing.T) {
 	}
 	if got := publish(t, rdb, ch2, "x"); got != 1 {
 		t.Fatalf("count = %d", got)
+	}
+}
+
+// A Redis that accepts connections and never answers (SIGSTOP): the
+// connection is reported down, a subscription fails by its deadline, and
+// Close returns in bounded time, leaving no goroutine behind (TestMain).
+func TestFrozenRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	b, _, _ := start(t, srv)
+	live, _ := wire.PersonChannel("acme", "bob")
+	if err := b.Subscribe(context.Background(), []wire.Channel{live}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "healthy", b.Healthy)
+
+	srv.Freeze()
+	waitFor(t, "the silent connection to count as down", func() bool { return !b.Healthy() })
+
+	ch, _ := wire.PersonChannel("acme", "carol")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := b.Subscribe(ctx, []wire.Channel{ch}); !errors.Is(err, broker.ErrUnavailable) {
+		t.Fatalf("Subscribe with a frozen redis: %v", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("Subscribe with a 300ms deadline took %s", took)
+	}
+
+	start = time.Now()
+	if err := b.Close(); err != nil {
+		t.Logf("Close: %v", err)
+	}
+	if took := time.Since(start); took > 4*time.Second {
+		t.Fatalf("Close with a frozen redis took %s", took)
 	}
 }
 
