@@ -24,7 +24,9 @@ var ErrUnavailable = fmt.Errorf("publisher: redis: %w", service.ErrUnavailable)
 
 // Config configures a Publisher.
 type Config struct {
-	// Client publishes. Required.
+	// Client publishes. Required; a go-redis client needs
+	// ContextTimeoutEnabled (service.RedisOptions sets it), or Timeout does
+	// not bound a Redis that stops answering.
 	Client redis.Scripter
 	// MaxTextBytes is the longest text accepted. Default: 4096.
 	MaxTextBytes int
