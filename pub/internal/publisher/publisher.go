@@ -81,7 +81,10 @@ func (p *Publisher) Publish(ctx context.Context, tenant string, scope wire.Scope
 	if err != nil {
 		return 0, nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	// Once begun, a publish runs to its end or to Timeout, whether or not
+	// the caller is still there: whether a notice went out must not depend
+	// on when a client hung up.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.Timeout)
 	defer cancel()
 	n, err := wire.PublishScript.Run(ctx, p.cfg.Client, []string{ch.CountKey()}, string(ch), payload).Int()
 	if err != nil {

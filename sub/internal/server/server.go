@@ -80,6 +80,7 @@ func New(cfg Config, d Deps) http.Handler {
 		SSE:          transport.SSE{KeepAlivePingInterval: cfg.KeepAlive},
 		WriteTimeout: cfg.WriteTimeout,
 		ReadLimit:    cfg.ReadLimit,
+		Deadline:     credentialExpiry,
 	}
 	gql := service.NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: resolver}), cfg.Introspection, d.Logger, ws, sse)
 

@@ -1,6 +1,9 @@
 package wsconn
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"sync"
@@ -8,6 +11,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
 // SSE is gqlgen's SSE transport (graphql-sse, "distinct connections"
@@ -23,6 +27,11 @@ type SSE struct {
 	WriteTimeout time.Duration
 	// ReadLimit caps the request body, bytes. Zero: no cap.
 	ReadLimit int64
+	// Deadline, if set, says when the stream of a request must end, and
+	// why (a credential's expiry): the stream then ends with why as a
+	// GraphQL error, in a "next" event before "complete", so the client
+	// learns its code instead of seeing a normal end. Zero: never.
+	Deadline func(ctx context.Context) (time.Time, error)
 }
 
 var _ graphql.Transport = SSE{}
@@ -34,8 +43,29 @@ func (t SSE) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecut
 	}
 	sw := &sseWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: t.WriteTimeout}
 	defer sw.end()
+	if t.Deadline != nil {
+		if at, why := t.Deadline(r.Context()); !at.IsZero() {
+			ctx, cancel := context.WithDeadlineCause(r.Context(), at, why)
+			defer cancel()
+			r = r.WithContext(ctx)
+			sw.last = func() []byte {
+				if ctx.Err() == nil || !errors.Is(context.Cause(ctx), why) {
+					return nil
+				}
+				resp := exec.DispatchError(context.WithoutCancel(ctx), gqlerror.List{gqlerror.WrapIfUnwrapped(why)})
+				b, err := json.Marshal(resp)
+				if err != nil {
+					return nil
+				}
+				return b
+			}
+		}
+	}
 	t.SSE.Do(sw, r, exec)
 }
+
+// completeEvent is the event gqlgen ends every stream with.
+var completeEvent = []byte("event: complete\n\n")
 
 var errStreamEnded = errors.New("wsconn: sse stream has ended")
 
@@ -46,6 +76,9 @@ type sseWriter struct {
 	http.ResponseWriter
 	rc      *http.ResponseController
 	timeout time.Duration
+	// last, if set, returns a GraphQL response to send before the stream's
+	// "complete" (nil: none).
+	last func() []byte
 
 	mu    sync.Mutex
 	ended bool
@@ -64,6 +97,13 @@ func (w *sseWriter) Write(p []byte) (n int, err error) {
 	defer w.mu.Unlock()
 	if w.ended {
 		return 0, errStreamEnded
+	}
+	if w.last != nil && bytes.Equal(p, completeEvent) {
+		if resp := w.last(); resp != nil {
+			p = append(append(append([]byte("event: next\ndata: "), resp...), "\n\n"...), p...)
+			w.withDeadline(func() { _, err = w.ResponseWriter.Write(p) })
+			return len(completeEvent), err
+		}
 	}
 	w.withDeadline(func() { n, err = w.ResponseWriter.Write(p) })
 	return n, err
