@@ -220,10 +220,6 @@ func (b *Redis) Close() error {
 		return nil
 	}
 	b.closed = true
-	refs := make([]wire.Channel, 0, len(b.refs))
-	for ch := range b.refs {
-		refs = append(refs, ch)
-	}
 	b.mu.Unlock()
 	close(b.done)
 	// A round in flight would race the removal below, and may be waiting
@@ -231,10 +227,30 @@ func (b *Redis) Close() error {
 	b.stop()
 	<-b.syncDone
 
+	// Every channel this instance may have a count on: the live ones, and
+	// those whose last subscription ended in a round that never ran (as
+	// they all do at shutdown, when the sockets close just before this).
+	b.mu.Lock()
+	counted := map[wire.Channel]struct{}{}
+	for ch := range b.refs {
+		counted[ch] = struct{}{}
+	}
+	for ch := range b.dirty {
+		counted[ch] = struct{}{}
+	}
+	for ch := range b.inRedis {
+		counted[ch] = struct{}{}
+	}
+	b.mu.Unlock()
+	chs := make([]wire.Channel, 0, len(counted))
+	for ch := range counted {
+		chs = append(chs, ch)
+	}
+
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
-	zero := make([]int, len(refs))
-	if err := b.writeCounts(ctx, refs, zero); err != nil {
+	zero := make([]int, len(chs))
+	if err := b.writeCounts(ctx, chs, zero); err != nil {
 		b.log.Warn("could not remove counts at shutdown; they expire on their own", "err", err, "ttl", b.cfg.CountTTL)
 	}
 	err := b.ps.Close()

@@ -293,6 +293,28 @@ func TestCloseRemovesCounts(t *testing.T) {
 	}
 }
 
+// A subscription that ends just before Close — as every one does at
+// shutdown, when the sockets close first — leaves no count behind, even
+// when Close comes before the round that would have written it.
+func TestCloseRemovesCountsOfJustEndedSubscriptions(t *testing.T) {
+	for i := range 20 {
+		srv := redistest.Start(t)
+		b, _, rdb := start(t, srv)
+		ch, _ := wire.PersonChannel("acme", fmt.Sprint("bob-", i))
+		if err := b.Subscribe(context.Background(), []wire.Channel{ch}); err != nil {
+			t.Fatal(err)
+		}
+		b.Unsubscribe([]wire.Channel{ch})
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := publish(t, rdb, ch, "after close"); got != 0 {
+			t.Fatalf("round %d: count after Unsubscribe and Close = %d, want 0", i, got)
+		}
+		srv.Stop()
+	}
+}
+
 func TestCrashedInstanceCountExpires(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client()
