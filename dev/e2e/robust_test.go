@@ -319,6 +319,13 @@ func TestSlowConsumerIsToldWhy(t *testing.T) {
 	if code, reason := c.CloseStatus(); code != 1013 || !strings.Contains(reason, "slow consumer") {
 		t.Fatalf("closed with %d %q, want 1013 slow consumer", code, reason)
 	}
+	// The drop is no end of the stream: a "complete" before the close
+	// would tell the client not to resubscribe when it reconnects.
+	for m := range c.Msgs {
+		if m.Type == "complete" || m.Type == "error" {
+			t.Fatalf("got %s for %q before the 1013 close", m.Type, m.ID)
+		}
+	}
 	if got := metric(t, s.sub, "oshirase_sub_slow_dropped_total"); got != 1 {
 		t.Fatalf("slow_dropped_total = %d", got)
 	}

@@ -156,7 +156,7 @@ func (im *Implementation) upgrade(w http.ResponseWriter, r *http.Request, protoc
 	if err != nil {
 		return nil, err
 	}
-	conn := &Conn{c: c, writeTimeout: im.cfg.WriteTimeout, im: im}
+	conn := &Conn{c: c, writeTimeout: im.cfg.WriteTimeout, im: im, done: make(chan struct{})}
 	if c.Subprotocol() == graphqlTransportWS {
 		conn.tws = newSession()
 	}
@@ -170,8 +170,8 @@ func (im *Implementation) upgrade(w http.ResponseWriter, r *http.Request, protoc
 // legacy "graphql-ws" subprotocol keeps gqlgen's own behaviour.
 const graphqlTransportWS = "graphql-transport-ws"
 
-// drainTimeout bounds how long a protocol close waits for the client's
-// answering close frame before the socket is closed.
+// drainTimeout bounds how long a close waits for the client's answering
+// close frame before the socket is closed.
 const drainTimeout = time.Second
 
 // Conn adapts a gorilla connection to transport.WebsocketConn. gqlgen
@@ -183,13 +183,15 @@ type Conn struct {
 	closeOnce    sync.Once
 	tws          *session // nil unless the subprotocol is graphql-transport-ws
 	wmu          sync.Mutex
-	closing      bool // guarded by wmu: this package sent a protocol close
+	closing      atomic.Bool // this package sent a close frame: nothing may follow it
 	accepted     atomic.Bool
 	readDeadline atomic.Bool // the peer must send something every 2×pingPong
 
 	tmu   sync.Mutex  // guards timer and ended
 	timer *time.Timer // keep-alive, armed at connection_ack
 	ended bool
+
+	done chan struct{} // closed by Close
 }
 
 var (
@@ -203,7 +205,7 @@ var (
 func (c *Conn) NextReader() (int, io.Reader, error) {
 	for {
 		mt, r, err := c.c.NextReader()
-		if err == nil && c.readDeadline.Load() {
+		if err == nil && c.readDeadline.Load() && !c.closing.Load() {
 			_ = c.c.SetReadDeadline(time.Now().Add(2 * c.im.pingPong))
 		}
 		if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseNoStatusReceived) {
@@ -236,9 +238,7 @@ func (c *Conn) NextReader() (int, io.Reader, error) {
 // (and ignores) what the client still sends until its answering close, so
 // that closing the TCP connection cannot reset the close frame away.
 func (c *Conn) closeProtocol(e *CloseError) {
-	c.wmu.Lock()
-	c.closing = true
-	c.wmu.Unlock()
+	c.closing.Store(true)
 	_ = c.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(e.Code, truncate(e.Reason)), time.Now().Add(c.writeTimeout))
 	_ = c.c.SetReadDeadline(time.Now().Add(drainTimeout))
 	for {
@@ -317,7 +317,7 @@ func (c *Conn) startKeepAlive() {
 func (c *Conn) write(data []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.closing {
+	if c.closing.Load() {
 		return websocket.ErrCloseSent
 	}
 	_ = c.c.SetWriteDeadline(time.Now().Add(c.writeTimeout))
@@ -337,13 +337,26 @@ func (c *Conn) WriteClose(code int, reason string) error {
 	return c.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, truncate(reason)), time.Now().Add(c.writeTimeout))
 }
 
-// CloseWith sends a close frame with code and reason, then closes the socket.
+// CloseWith ends the connection with code and reason: it sends the close
+// frame, after which nothing else is sent (no "complete" can follow, which
+// would tell the client its subscription is finished), and closes the
+// socket once the client has answered with its own close frame — the read
+// loop sees it and ends the connection — or after drainTimeout. Closing at
+// once could reset the connection before the client has read the close
+// frame, and the client would see 1006 instead of the code. It returns
+// without waiting; Closed reports the end.
 func (c *Conn) CloseWith(code int, reason string) {
-	_ = c.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, truncate(reason)), time.Now().Add(time.Second))
-	_ = c.Close()
+	if c.closing.Swap(true) {
+		return // a close frame went out already
+	}
+	_ = c.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, truncate(reason)), time.Now().Add(drainTimeout))
+	_ = c.c.SetReadDeadline(time.Now().Add(drainTimeout))
+	// The read loop normally ends the connection; this bounds it if the
+	// peer neither answers nor lets the deadline fire.
+	time.AfterFunc(2*drainTimeout, func() { _ = c.Close() })
 }
 
-// Close implements transport.WebsocketConn.
+// Close implements transport.WebsocketConn: it closes the socket at once.
 func (c *Conn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
@@ -357,9 +370,13 @@ func (c *Conn) Close() error {
 		c.im.mu.Lock()
 		delete(c.im.conns, c)
 		c.im.mu.Unlock()
+		close(c.done)
 	})
 	return err
 }
+
+// Closed is closed once the socket is.
+func (c *Conn) Closed() <-chan struct{} { return c.done }
 
 // Open returns how many connections are open.
 func (im *Implementation) Open() int {
@@ -368,8 +385,11 @@ func (im *Implementation) Open() int {
 	return len(im.conns)
 }
 
-// CloseAll closes every open connection with code and reason; at shutdown,
-// 1001 "going away" tells clients to reconnect, to another instance.
+// CloseAll closes every open connection with code and reason (see
+// CloseWith), all at once, and returns when every one is closed. At
+// shutdown, 1001 "going away" tells clients to reconnect, to another
+// instance, and resubscribe: it must run before anything ends the
+// subscriptions themselves, which would send "complete" first.
 func (im *Implementation) CloseAll(code int, reason string) {
 	im.mu.Lock()
 	conns := make([]*Conn, 0, len(im.conns))
@@ -378,7 +398,12 @@ func (im *Implementation) CloseAll(code int, reason string) {
 	}
 	im.mu.Unlock()
 	for _, c := range conns {
-		c.CloseWith(code, reason)
+		// Concurrently: a peer that stopped reading holds its close frame
+		// for up to drainTimeout, and must not hold up the others.
+		go c.CloseWith(code, reason)
+	}
+	for _, c := range conns {
+		<-c.done
 	}
 }
 
