@@ -48,3 +48,35 @@ func TestShutdownClosesEveryWebSocketWith1001(t *testing.T) {
 		}
 	}
 }
+
+// SSE streams end at once on SIGTERM, without "complete": graphql-sse then
+// takes the end for a broken connection and retries (to another instance),
+// where "complete" would end its subscription for good. Before the fix they
+// stayed open until SHUTDOWN_TIMEOUT and were cut then.
+func TestShutdownEndsSSEStreamsWithoutComplete(t *testing.T) {
+	s := startStack(t, "SHUTDOWN_TIMEOUT=60s")
+	var streams []*sseStream
+	for range 3 {
+		streams = append(streams, openSSE(t, s.sub, "deploy-sse"))
+	}
+	s.pub.WaitReceivers("deploy-sse", len(streams))
+
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); s.sub.Stop() }()
+	for i, st := range streams {
+		timeout := time.After(10 * time.Second) // SHUTDOWN_TIMEOUT is 60s
+		for ended := false; !ended; {
+			select {
+			case ev, ok := <-st.events:
+				if !ok {
+					ended = true
+				} else if ev.Event == "complete" {
+					t.Fatalf("stream %d: complete on shutdown; graphql-sse would not retry", i)
+				}
+			case <-timeout:
+				t.Fatalf("stream %d: still open 10s after SIGTERM", i)
+			}
+		}
+	}
+	<-stopped
+}

@@ -76,12 +76,12 @@ func New(cfg Config, d Deps) http.Handler {
 			d.Logger.Debug("websocket error", "err", err)
 		},
 	})
-	sse := wsconn.SSE{
+	sse := d.WS.SSE(wsconn.SSE{
 		SSE:          transport.SSE{KeepAlivePingInterval: cfg.KeepAlive},
 		WriteTimeout: cfg.WriteTimeout,
 		ReadLimit:    cfg.ReadLimit,
 		Deadline:     credentialExpiry,
-	}
+	})
 	gql := service.NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: resolver}), cfg.Introspection, d.Logger, ws, sse)
 
 	mux := http.NewServeMux()

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +21,13 @@ import (
 // client that stops reading, and a cap on the request body. gqlgen itself
 // sends the keep-alive comments (": ping", every KeepAlivePingInterval of
 // silence) that stop proxies from closing an idle stream.
+//
+// Served through Implementation.SSE, a stream can be closed like a
+// WebSocket — by Close with the request's context (a slow-consumer drop)
+// or by CloseAll (shutdown). It then ends without "complete", with the
+// code and reason as a comment: graphql-sse takes a stream that ends
+// without "complete" for a broken connection and retries, where "complete"
+// would end the subscription for good.
 type SSE struct {
 	transport.SSE
 	// WriteTimeout bounds every write; when one passes, net/http closes the
@@ -32,7 +41,30 @@ type SSE struct {
 	// GraphQL error, in a "next" event before "complete", so the client
 	// learns its code instead of seeing a normal end. Zero: never.
 	Deadline func(ctx context.Context) (time.Time, error)
+
+	im *Implementation // tracks open streams; nil: not closable
 }
+
+// SSE returns t with its streams tracked by im: CloseAll and Close end
+// them too. Call it once, before serving.
+func (im *Implementation) SSE(t SSE) SSE {
+	t.im = im
+	return t
+}
+
+// sseStream is one open SSE request, for Close and CloseAll.
+type sseStream struct {
+	cancel context.CancelCauseFunc
+	done   chan struct{} // closed when the handler has returned
+}
+
+// closeWith ends the stream with a close of code and reason (the
+// context's cause, which the writer turns into the stream's last words).
+func (s *sseStream) closeWith(code int, reason string) {
+	s.cancel(&CloseError{Code: code, Reason: reason})
+}
+
+type sseKey struct{}
 
 var _ graphql.Transport = SSE{}
 
@@ -43,25 +75,51 @@ func (t SSE) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecut
 	}
 	sw := &sseWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: t.WriteTimeout}
 	defer sw.end()
+	ctx := r.Context()
+	var deadlineCause error
 	if t.Deadline != nil {
-		if at, why := t.Deadline(r.Context()); !at.IsZero() {
-			ctx, cancel := context.WithDeadlineCause(r.Context(), at, why)
+		if at, why := t.Deadline(ctx); !at.IsZero() {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadlineCause(ctx, at, why)
 			defer cancel()
-			r = r.WithContext(ctx)
-			sw.last = func() []byte {
-				if ctx.Err() == nil || !errors.Is(context.Cause(ctx), why) {
-					return nil
-				}
-				resp := exec.DispatchError(context.WithoutCancel(ctx), gqlerror.List{gqlerror.WrapIfUnwrapped(why)})
-				b, err := json.Marshal(resp)
-				if err != nil {
-					return nil
-				}
-				return b
-			}
+			deadlineCause = why
 		}
 	}
-	t.SSE.Do(sw, r, exec)
+	if t.im != nil {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		s := &sseStream{cancel: cancel, done: make(chan struct{})}
+		ctx = context.WithValue(ctx, sseKey{}, s)
+		t.im.addStream(s)
+		defer t.im.removeStream(s)
+		defer cancel(nil)
+	}
+	sw.last = func() []byte { return lastWords(ctx, deadlineCause, exec) }
+	t.SSE.Do(sw, r.WithContext(ctx), exec)
+}
+
+// lastWords is what replaces the "complete" that gqlgen ends a stream with
+// when the stream did not end on its own: a close (a comment with its code
+// and reason, and no "complete"), or the deadline (its cause as a GraphQL
+// error, then "complete"). nil: the stream ended on its own.
+func lastWords(ctx context.Context, deadlineCause error, exec graphql.GraphExecutor) []byte {
+	if ctx.Err() == nil {
+		return nil
+	}
+	cause := context.Cause(ctx)
+	var ce *CloseError
+	switch {
+	case errors.As(cause, &ce):
+		return fmt.Appendf(nil, ": closed %d %s\n\n", ce.Code, strings.ReplaceAll(ce.Reason, "\n", " "))
+	case deadlineCause != nil && errors.Is(cause, deadlineCause):
+		resp := exec.DispatchError(context.WithoutCancel(ctx), gqlerror.List{gqlerror.WrapIfUnwrapped(deadlineCause)})
+		b, err := json.Marshal(resp)
+		if err != nil {
+			return nil
+		}
+		return append(append(append([]byte("event: next\ndata: "), b...), "\n\n"...), completeEvent...)
+	}
+	return nil
 }
 
 // completeEvent is the event gqlgen ends every stream with.
@@ -76,8 +134,8 @@ type sseWriter struct {
 	http.ResponseWriter
 	rc      *http.ResponseController
 	timeout time.Duration
-	// last, if set, returns a GraphQL response to send before the stream's
-	// "complete" (nil: none).
+	// last, if set, returns what to send instead of the stream's
+	// "complete" (nil: the "complete").
 	last func() []byte
 
 	mu    sync.Mutex
@@ -99,10 +157,9 @@ func (w *sseWriter) Write(p []byte) (n int, err error) {
 		return 0, errStreamEnded
 	}
 	if w.last != nil && bytes.Equal(p, completeEvent) {
-		if resp := w.last(); resp != nil {
-			p = append(append(append([]byte("event: next\ndata: "), resp...), "\n\n"...), p...)
-			w.withDeadline(func() { _, err = w.ResponseWriter.Write(p) })
-			return len(completeEvent), err
+		if last := w.last(); last != nil {
+			w.withDeadline(func() { _, err = w.ResponseWriter.Write(last) })
+			return len(p), err
 		}
 	}
 	w.withDeadline(func() { n, err = w.ResponseWriter.Write(p) })

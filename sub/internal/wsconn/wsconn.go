@@ -46,8 +46,9 @@ type Implementation struct {
 	keepAlive time.Duration // legacy graphql-ws "ka"
 	pingPong  time.Duration // graphql-transport-ws "ping", and the read deadline
 
-	mu    sync.Mutex
-	conns map[*Conn]struct{}
+	mu      sync.Mutex
+	conns   map[*Conn]struct{}
+	streams map[*sseStream]struct{} // SSE requests served through SSE
 }
 
 var _ transport.WebsocketImplementation = (*Implementation)(nil)
@@ -67,7 +68,7 @@ func New(cfg Config) *Implementation {
 	if check == nil {
 		check = func(*http.Request) bool { return true }
 	}
-	return &Implementation{cfg: cfg, conns: map[*Conn]struct{}{}, upgrader: websocket.Upgrader{
+	return &Implementation{cfg: cfg, conns: map[*Conn]struct{}{}, streams: map[*sseStream]struct{}{}, upgrader: websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   cfg.ReadBufferSize,
 		WriteBufferSize:  cfg.WriteBufferSize,
@@ -385,16 +386,21 @@ func (im *Implementation) Open() int {
 	return len(im.conns)
 }
 
-// CloseAll closes every open connection with code and reason (see
-// CloseWith), all at once, and returns when every one is closed. At
-// shutdown, 1001 "going away" tells clients to reconnect, to another
-// instance, and resubscribe: it must run before anything ends the
-// subscriptions themselves, which would send "complete" first.
+// CloseAll closes every open connection — WebSockets (see CloseWith) and
+// SSE streams — with code and reason, all at once, and returns when every
+// one is closed. At shutdown, 1001 "going away" tells clients to
+// reconnect, to another instance, and resubscribe: it must run before
+// anything ends the subscriptions themselves, which would send "complete"
+// first.
 func (im *Implementation) CloseAll(code int, reason string) {
 	im.mu.Lock()
 	conns := make([]*Conn, 0, len(im.conns))
 	for c := range im.conns {
 		conns = append(conns, c)
+	}
+	streams := make([]*sseStream, 0, len(im.streams))
+	for s := range im.streams {
+		streams = append(streams, s)
 	}
 	im.mu.Unlock()
 	for _, c := range conns {
@@ -402,9 +408,28 @@ func (im *Implementation) CloseAll(code int, reason string) {
 		// for up to drainTimeout, and must not hold up the others.
 		go c.CloseWith(code, reason)
 	}
+	for _, s := range streams {
+		s.closeWith(code, reason)
+	}
 	for _, c := range conns {
 		<-c.done
 	}
+	for _, s := range streams {
+		<-s.done
+	}
+}
+
+func (im *Implementation) addStream(s *sseStream) {
+	im.mu.Lock()
+	im.streams[s] = struct{}{}
+	im.mu.Unlock()
+}
+
+func (im *Implementation) removeStream(s *sseStream) {
+	im.mu.Lock()
+	delete(im.streams, s)
+	im.mu.Unlock()
+	close(s.done)
 }
 
 // Subprotocol implements transport.WebsocketConn.
@@ -421,15 +446,20 @@ func truncate(s string) string {
 	return s[:120] + "..."
 }
 
-// ErrNoConn is returned by Close when ctx belongs to no WebSocket.
-var ErrNoConn = errors.New("wsconn: no websocket in this context")
+// ErrNoConn is returned by Close when ctx belongs to no WebSocket and no
+// tracked SSE stream.
+var ErrNoConn = errors.New("wsconn: no websocket or sse stream in this context")
 
-// Close closes the WebSocket of the request that ctx belongs to.
+// Close closes the WebSocket or SSE stream of the request that ctx belongs
+// to, with code and reason.
 func Close(ctx context.Context, code int, reason string) error {
-	c, ok := ctx.Value(connKey{}).(*Conn)
-	if !ok {
-		return ErrNoConn
+	if c, ok := ctx.Value(connKey{}).(*Conn); ok {
+		c.CloseWith(code, reason)
+		return nil
 	}
-	c.CloseWith(code, reason)
-	return nil
+	if s, ok := ctx.Value(sseKey{}).(*sseStream); ok {
+		s.closeWith(code, reason)
+		return nil
+	}
+	return ErrNoConn
 }
