@@ -110,7 +110,7 @@ func lastWords(ctx context.Context, deadlineCause error, exec graphql.GraphExecu
 	var ce *CloseError
 	switch {
 	case errors.As(cause, &ce):
-		return fmt.Appendf(nil, ": closed %d %s\n\n", ce.Code, strings.ReplaceAll(ce.Reason, "\n", " "))
+		return fmt.Appendf(nil, ": closed %d %s\n\n", ce.Code, oneLine.Replace(ce.Reason))
 	case deadlineCause != nil && errors.Is(cause, deadlineCause):
 		resp := exec.DispatchError(context.WithoutCancel(ctx), gqlerror.List{gqlerror.WrapIfUnwrapped(deadlineCause)})
 		b, err := json.Marshal(resp)
@@ -121,6 +121,9 @@ func lastWords(ctx context.Context, deadlineCause error, exec graphql.GraphExecu
 	}
 	return nil
 }
+
+// oneLine keeps a comment on its line: SSE ends a line at CR or LF.
+var oneLine = strings.NewReplacer("\r", " ", "\n", " ")
 
 // completeEvent is the event gqlgen ends every stream with.
 var completeEvent = []byte("event: complete\n\n")

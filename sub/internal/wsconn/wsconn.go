@@ -345,7 +345,7 @@ func (c *Conn) WriteClose(code int, reason string) error {
 // loop sees it and ends the connection — or after drainTimeout. Closing at
 // once could reset the connection before the client has read the close
 // frame, and the client would see 1006 instead of the code. It returns
-// without waiting; Closed reports the end.
+// without waiting.
 func (c *Conn) CloseWith(code int, reason string) {
 	if c.closing.Swap(true) {
 		return // a close frame went out already
@@ -375,9 +375,6 @@ func (c *Conn) Close() error {
 	})
 	return err
 }
-
-// Closed is closed once the socket is.
-func (c *Conn) Closed() <-chan struct{} { return c.done }
 
 // Open returns how many connections are open.
 func (im *Implementation) Open() int {
