@@ -62,6 +62,7 @@ func TestFrozenRedisTimeoutsHold(t *testing.T) {
 	if took > 500*time.Millisecond+slack {
 		t.Fatalf("publish to a frozen Redis answered after %s; PUBLISH_TIMEOUT is 500ms", took)
 	}
+	t.Logf("publish: UNAVAILABLE after %s", took)
 
 	var status int
 	var body string
@@ -69,6 +70,7 @@ func TestFrozenRedisTimeoutsHold(t *testing.T) {
 	if status != http.StatusServiceUnavailable || took > time.Second+slack {
 		t.Fatalf("pub /readyz with a frozen Redis: %d %q after %s, want 503 within about 1s", status, body, took)
 	}
+	t.Logf("pub /readyz: %d after %s", status, took)
 	if strings.Contains(body, "127.0.0.1") || strings.Contains(body, "i/o") {
 		t.Fatalf("pub /readyz leaks internals: %q", body)
 	}
@@ -82,13 +84,16 @@ func TestFrozenRedisTimeoutsHold(t *testing.T) {
 	if !strings.Contains(got, "UNAVAILABLE") || took > 500*time.Millisecond+slack {
 		t.Fatalf("subscribing with a frozen Redis: %q after %s, want UNAVAILABLE within SUBSCRIBE_TIMEOUT (500ms)", got, took)
 	}
+	t.Logf("subscribe: UNAVAILABLE after %s", took)
 
 	// sub notices the silence of its Pub/Sub connection (no PONG) and
 	// stops reporting ready.
+	frozen := time.Now()
 	eventually(t, 20*time.Second, "sub /readyz to answer 503", func() bool {
 		status, _ := getStatus(t, sub.URL+"/readyz")
 		return status == http.StatusServiceUnavailable
 	})
+	t.Logf("sub /readyz: 503 after %s more", time.Since(frozen))
 
 	r.Thaw()
 	pub.WaitReady(20 * time.Second)
