@@ -29,7 +29,7 @@ func BenchmarkPublish(b *testing.B) {
 	}{{"history=off", 0}, {"history=100", 100}} {
 		b.Run(tc.name, func(b *testing.B) {
 			srv := redistest.Start(b)
-			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: 16})
+			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: 16, ContextTimeoutEnabled: true})
 			defer rdb.Close()
 			p, err := bus.NewRedis(bus.Config{Client: rdb, HistorySize: tc.size, HistoryTTL: time.Hour})
 			if err != nil {

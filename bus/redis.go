@@ -17,8 +17,11 @@ import (
 
 // Config configures a Redis bus.
 type Config struct {
-	// Client runs commands (publishes, counts). Required. The Pub/Sub
-	// connection is opened from the same options.
+	// Client runs commands (publishes, counts). Required, with
+	// ContextTimeoutEnabled (as envconf.RedisOptions sets it): without it
+	// go-redis ignores the deadlines that bound every publish, round,
+	// subscription and Close against a Redis that stops answering. The
+	// Pub/Sub connection is opened from the same options.
 	Client *redis.Client
 	// Handler receives messages. Nil makes a publish-only bus (pub): no
 	// Pub/Sub connection, no goroutines, and Subscribe fails.
@@ -53,15 +56,20 @@ type Redis struct {
 	ps  *redis.PubSub
 	log *slog.Logger
 
-	mu      sync.Mutex
-	refs    map[wire.Channel]int      // local subscriptions per channel: the wanted state
-	dirty   map[wire.Channel]struct{} // channels whose wanted state changed
-	next    *round                    // the round that will take up dirty
-	resync  bool                      // rewrite every count in the next round
-	closed  bool
-	kick    chan struct{}
-	done    chan struct{}
-	stopped sync.WaitGroup
+	mu     sync.Mutex
+	refs   map[wire.Channel]int      // local subscriptions per channel: the wanted state
+	dirty  map[wire.Channel]struct{} // channels whose wanted state changed
+	next   *round                    // the round that will take up dirty
+	resync bool                      // rewrite every count in the next round
+	closed bool
+	kick   chan struct{}
+	done   chan struct{}
+	// stop cancels whatever Redis call a goroutine of the bus is waiting
+	// on, at Close.
+	stopCtx  context.Context
+	stop     context.CancelFunc
+	syncDone chan struct{} // closed when the sync loop has returned
+	recvDone chan struct{} // closed when the reader has returned
 
 	// Owned by the sync loop.
 	inRedis map[wire.Channel]bool // channels the Pub/Sub connection is subscribed to
@@ -90,6 +98,9 @@ func NewRedis(cfg Config) (*Redis, error) {
 	if cfg.Client == nil {
 		return nil, errors.New("bus: Client is required")
 	}
+	if !cfg.Client.Options().ContextTimeoutEnabled {
+		return nil, errors.New("bus: Client needs ContextTimeoutEnabled")
+	}
 	if cfg.InstanceID == "" {
 		cfg.InstanceID = uuid.NewString()
 	}
@@ -108,8 +119,13 @@ func NewRedis(cfg Config) (*Redis, error) {
 	if cfg.HistorySize <= 0 || cfg.HistoryTTL <= 0 {
 		cfg.HistorySize, cfg.HistoryTTL = 0, 0
 	}
+	stopCtx, stop := context.WithCancel(context.Background())
 	b := &Redis{
 		cfg:        cfg,
+		stopCtx:    stopCtx,
+		stop:       stop,
+		syncDone:   make(chan struct{}),
+		recvDone:   make(chan struct{}),
 		log:        cfg.Logger.With("component", "bus"),
 		refs:       map[wire.Channel]int{},
 		dirty:      map[wire.Channel]struct{}{},
@@ -125,7 +141,6 @@ func NewRedis(cfg Config) (*Redis, error) {
 		return b, nil
 	}
 	b.ps = cfg.Client.Subscribe(context.Background())
-	b.stopped.Add(2)
 	go b.receive()
 	go b.syncLoop()
 	return b, nil
@@ -141,8 +156,14 @@ func (b *Redis) SyncFailures() int64 { return b.roundErrs.Load() }
 // Healthy reports whether the Pub/Sub connection is up.
 func (b *Redis) Healthy() bool { return b.healthy.Load() }
 
+// closeTimeout bounds Close's removal of this instance's counts; a Redis
+// that does not answer in time leaves them to expire after CountTTL.
+const closeTimeout = 2 * time.Second
+
 // Close removes this instance's counts, closes the Pub/Sub connection and
-// stops the subscriber side's goroutines. Subscribers still waiting get an error.
+// stops the subscriber side's goroutines; it returns within about
+// closeTimeout even when Redis does not answer. Subscribers still waiting
+// get an error.
 func (b *Redis) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -150,20 +171,40 @@ func (b *Redis) Close() error {
 		return nil
 	}
 	b.closed = true
-	refs := make([]wire.Channel, 0, len(b.refs))
-	for ch := range b.refs {
-		refs = append(refs, ch)
-	}
 	b.mu.Unlock()
 	close(b.done)
+	// A round in flight would race the removal below, and may be waiting
+	// on a Redis that does not answer: cut it short, and wait for it.
+	b.stop()
+	<-b.syncDone
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Every channel this instance may have a count on: the live ones, and
+	// those whose last subscription ended in a round that never ran (as
+	// they all do at shutdown, when the sockets close just before this).
+	b.mu.Lock()
+	counted := map[wire.Channel]struct{}{}
+	for ch := range b.refs {
+		counted[ch] = struct{}{}
+	}
+	for ch := range b.dirty {
+		counted[ch] = struct{}{}
+	}
+	for ch := range b.inRedis {
+		counted[ch] = struct{}{}
+	}
+	b.mu.Unlock()
+	chs := make([]wire.Channel, 0, len(counted))
+	for ch := range counted {
+		chs = append(chs, ch)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
-	zero := make([]int, len(refs))
-	if err := b.writeCounts(ctx, refs, zero); err != nil {
+	zero := make([]int, len(chs))
+	if err := b.writeCounts(ctx, chs, zero); err != nil {
 		b.log.Warn("could not remove counts at shutdown; they expire on their own", "err", err, "ttl", b.cfg.CountTTL)
 	}
 	err := b.ps.Close()
-	b.stopped.Wait()
+	<-b.recvDone
 	return err
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/oshirase/oshirase/bus"
 	"github.com/oshirase/oshirase/wire"
 )
@@ -225,6 +227,83 @@ func TestSubscribeWhileRedisIsDownFailsInTime(t *testing.T) {
 			t.Fatalf("count = %d", got)
 		}
 	})
+}
+
+// A Redis that accepts connections and never answers (SIGSTOP): the
+// connection is reported down, a subscription and a publish fail by their
+// deadlines, and Close returns in bounded time, leaving no goroutine
+// behind (TestMain).
+func TestFrozenRedis(t *testing.T) {
+	forEachTopology(t, func(t *testing.T, d deployment) {
+		b := instance(t, d, newInbox())
+		live, _ := wire.PersonChannel("acme", "bob")
+		if err := b.Subscribe(context.Background(), []wire.Channel{live}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "healthy", b.Healthy)
+
+		d.freeze()
+		waitFor(t, "the silent connection to count as down", func() bool { return !b.Healthy() })
+
+		ch, _ := wire.PersonChannel("acme", "carol")
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		if err := b.Subscribe(ctx, []wire.Channel{ch}); !errors.Is(err, bus.ErrUnavailable) {
+			t.Fatalf("Subscribe with a frozen redis: %v", err)
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Fatalf("Subscribe with a 300ms deadline took %s", took)
+		}
+		start = time.Now()
+		if _, err := b.Publish(ctx, live, []byte(`{}`)); !errors.Is(err, bus.ErrUnavailable) {
+			t.Fatalf("Publish with a frozen redis: %v", err)
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Fatalf("Publish past its deadline took %s", took)
+		}
+
+		start = time.Now()
+		if err := b.Close(); err != nil {
+			t.Logf("Close: %v", err)
+		}
+		if took := time.Since(start); took > 4*time.Second {
+			t.Fatalf("Close with a frozen redis took %s", took)
+		}
+	})
+}
+
+// A subscription that ends just before Close — as every one does at
+// shutdown, when the sockets close first — leaves no count behind, even
+// when Close comes before the round that would have written it.
+func TestCloseRemovesCountsOfJustEndedSubscriptions(t *testing.T) {
+	forEachTopology(t, func(t *testing.T, d deployment) {
+		pub := instance(t, d, nil)
+		for i := range 20 {
+			b := instance(t, d, newInbox())
+			ch, _ := wire.PersonChannel("acme", fmt.Sprint("bob-", i))
+			if err := b.Subscribe(context.Background(), []wire.Channel{ch}); err != nil {
+				t.Fatal(err)
+			}
+			b.Unsubscribe([]wire.Channel{ch})
+			if err := b.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := publish(t, pub, ch, "after close"); got != 0 {
+				t.Fatalf("round %d: count after Unsubscribe and Close = %d, want 0", i, got)
+			}
+		}
+	})
+}
+
+// Without ContextTimeoutEnabled no deadline would hold: refused.
+func TestClientMustHonourDeadlines(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer rdb.Close()
+	_, err := bus.NewRedis(bus.Config{Client: rdb})
+	if err == nil {
+		t.Fatal("NewRedis took a client without ContextTimeoutEnabled")
+	}
 }
 
 func TestCloseRemovesCounts(t *testing.T) {

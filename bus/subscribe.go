@@ -83,13 +83,19 @@ func (b *Redis) poke() {
 // re-subscribes on its own; confirmations it did not ask for mean exactly
 // that, and trigger a rewrite of every count (Redis may have restarted and
 // lost them).
+//
+// A silent connection is pinged every HealthInterval. A PING still
+// unanswered at the next one marks the connection down: a Redis that
+// accepts bytes and never answers (stopped, or stuck in a long script) must
+// not look healthy, as a socket write to it still succeeds.
 func (b *Redis) receive() {
-	defer b.stopped.Done()
-	ctx := context.Background()
+	defer close(b.recvDone)
+	ctx := context.Background() // Close ends the reads by closing the connection
 	backoff := 50 * time.Millisecond
 	// Connect now rather than at the first SUBSCRIBE: readiness reports the
 	// connection, and the PONG proves it.
 	_ = b.ps.Ping(ctx)
+	pinged := true // a PING is out: silence until the next read is suspect
 	for {
 		msg, err := b.ps.ReceiveTimeout(ctx, b.cfg.HealthInterval)
 		if err != nil {
@@ -100,10 +106,14 @@ func (b *Redis) receive() {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
+				if pinged {
+					b.setHealthy(false, errNoPong)
+				}
 				// Silence: ask for a PONG. A dead connection fails the next read.
 				if perr := b.ps.Ping(ctx); perr != nil {
 					b.setHealthy(false, perr)
 				}
+				pinged = true
 				continue
 			}
 			b.setHealthy(false, err)
@@ -116,6 +126,7 @@ func (b *Redis) receive() {
 			continue
 		}
 		backoff = 50 * time.Millisecond
+		pinged = false
 		b.setHealthy(true, nil)
 		switch m := msg.(type) {
 		case *redis.Message:
@@ -127,6 +138,9 @@ func (b *Redis) receive() {
 		}
 	}
 }
+
+// errNoPong is why a connection that stopped answering counts as down.
+var errNoPong = errors.New("bus: redis did not answer a PING within the health interval")
 
 func (b *Redis) setHealthy(ok bool, err error) {
 	if b.healthy.Swap(ok) != ok {

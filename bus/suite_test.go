@@ -31,6 +31,10 @@ type deployment interface {
 	// addresses, empty.
 	stop()
 	start()
+	// freeze stops every Redis process with SIGSTOP (connections are
+	// accepted, nothing is answered); thaw resumes them.
+	freeze()
+	thaw()
 }
 
 type topology struct {
@@ -48,6 +52,8 @@ type single struct{ srv *redistest.Server }
 func (s single) client() *redis.Client { return s.srv.Client() }
 func (s single) stop()                 { s.srv.Stop() }
 func (s single) start()                { s.srv.Start() }
+func (s single) freeze()               { s.srv.Freeze() }
+func (s single) thaw()                 { s.srv.Thaw() }
 
 func forEachTopology(t *testing.T, test func(t *testing.T, d deployment)) {
 	for _, tp := range topologies {

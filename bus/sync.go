@@ -17,7 +17,7 @@ import (
 // channel can never overtake each other, and a burst of subscribers costs
 // a few batched commands instead of one round trip each.
 func (b *Redis) syncLoop() {
-	defer b.stopped.Done()
+	defer close(b.syncDone)
 	refresh := time.NewTicker(b.cfg.CountTTL / 3)
 	defer refresh.Stop()
 	retry := time.NewTimer(time.Hour)
@@ -111,7 +111,7 @@ func (b *Redis) runRound() error {
 }
 
 func (b *Redis) apply(toSub, toUnsub, counted []wire.Channel, counts []int) error {
-	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.CountTTL/3)
+	ctx, cancel := context.WithTimeout(b.stopCtx, b.cfg.CountTTL/3)
 	defer cancel()
 	// SUBSCRIBE / UNSUBSCRIBE errors need no handling here: go-redis keeps
 	// its own set of channels (updated even when the write fails) and

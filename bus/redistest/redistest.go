@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,7 +63,32 @@ func (r *Server) Stop() {
 	}
 }
 
-// Client returns a new client of this server.
+// Freeze stops the server with SIGSTOP: it keeps accepting connections
+// (the kernel completes the handshakes) but answers nothing, as a Redis
+// stuck in a long command or a swapped-out host does. It is thawed again
+// by Thaw or, at the latest, when the test ends.
+func (r *Server) Freeze() {
+	r.tb.Helper()
+	if r.cmd == nil || r.cmd.Process == nil {
+		r.tb.Fatal("redistest: Freeze: the server is not running")
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		r.tb.Fatalf("redistest: SIGSTOP: %v", err)
+	}
+	// Registered after Start's cleanup, so it runs before it and before
+	// the cleanups of anything started earlier that talks to Redis.
+	r.tb.Cleanup(r.Thaw)
+}
+
+// Thaw resumes a frozen server (SIGCONT); it does nothing otherwise.
+func (r *Server) Thaw() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		_ = r.cmd.Process.Signal(syscall.SIGCONT)
+	}
+}
+
+// Client returns a new client of this server that honours its callers'
+// deadlines, as the services' clients do (envconf.RedisOptions).
 func (r *Server) Client() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1})
+	return redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1, ContextTimeoutEnabled: true})
 }

@@ -278,9 +278,10 @@ func TestBadTokensAreRejected(t *testing.T) {
 	}
 }
 
-// A token that expires while connected closes the connection at expiry.
+// A token that expires while connected closes the connection at expiry
+// (exp plus JWT_LEEWAY).
 func TestExpiringTokenClosesTheConnection(t *testing.T) {
-	s := jwtStack(t)
+	s := jwtStack(t, "JWT_LEEWAY=1s")
 	c := connectAs(t, s.sub, gqlws.TransportWS, hmacKey.Sign(t, authtest.Claims("bob", "acme", 2*time.Second)))
 	subscribe(t, c, "1", "bob")
 	select {

@@ -290,6 +290,50 @@ func TestRedisRestart(t *testing.T) {
 
 var _ = harness.FreePort
 
+// An SSE subscriber that falls behind is dropped too: its stream ends
+// without "complete", so graphql-sse retries instead of taking the drop for
+// the end of the subscription.
+func TestSlowSSEConsumerIsDropped(t *testing.T) {
+	s := startStack(t, "QUEUE_SIZE=4")
+	st := openSSE(t, s.sub, "slowsse")
+	s.pub.WaitReceivers("slowsse", 1)
+	burst(t, s, "slowsse", 2000)
+	timeout := time.After(20 * time.Second)
+	for ended := false; !ended; {
+		select {
+		case ev, ok := <-st.events:
+			if !ok {
+				ended = true
+			} else if ev.Event == "complete" {
+				t.Fatal("complete on a slow-consumer drop; graphql-sse would not retry")
+			}
+		case <-timeout:
+			t.Fatal("slow SSE consumer not dropped")
+		}
+	}
+	if got := metric(t, s.sub, "oshirase_sub_slow_dropped_total"); got != 1 {
+		t.Fatalf("slow_dropped_total = %d", got)
+	}
+}
+
+// burst publishes n notices to user straight into Redis, faster than any
+// socket drains.
+func burst(t *testing.T, s *stack, user string, n int) {
+	t.Helper()
+	rdb := s.redis.Client()
+	defer rdb.Close()
+	ch, _ := wire.PersonChannel("default", user)
+	pipe := rdb.Pipeline()
+	for i := range n {
+		m, _ := wire.NewMessage(fmt.Sprint("burst ", i), wire.ScopePerson, time.Now())
+		p, _ := m.Encode()
+		pipe.Publish(context.Background(), string(ch), p)
+	}
+	if _, err := pipe.Exec(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A subscriber that falls behind by more than its queue is dropped and told
 // why: close code 1013 with the reason, and it is counted.
 func TestSlowConsumerIsToldWhy(t *testing.T) {
@@ -298,19 +342,7 @@ func TestSlowConsumerIsToldWhy(t *testing.T) {
 	subscribe(t, c, "1", "slowpoke")
 	s.pub.WaitReceivers("slowpoke", 1)
 
-	// A burst straight into Redis, faster than any socket drains.
-	rdb := s.redis.Client()
-	defer rdb.Close()
-	ch, _ := wire.PersonChannel("default", "slowpoke")
-	pipe := rdb.Pipeline()
-	for i := range 2000 {
-		m, _ := wire.NewMessage(fmt.Sprint("burst ", i), wire.ScopePerson, time.Now())
-		p, _ := m.Encode()
-		pipe.Publish(context.Background(), string(ch), p)
-	}
-	if _, err := pipe.Exec(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	burst(t, s, "slowpoke", 2000)
 	select {
 	case <-c.Closed():
 	case <-time.After(20 * time.Second):
@@ -318,6 +350,13 @@ func TestSlowConsumerIsToldWhy(t *testing.T) {
 	}
 	if code, reason := c.CloseStatus(); code != 1013 || !strings.Contains(reason, "slow consumer") {
 		t.Fatalf("closed with %d %q, want 1013 slow consumer", code, reason)
+	}
+	// The drop is no end of the stream: a "complete" before the close
+	// would tell the client not to resubscribe when it reconnects.
+	for m := range c.Msgs {
+		if m.Type == "complete" || m.Type == "error" {
+			t.Fatalf("got %s for %q before the 1013 close", m.Type, m.ID)
+		}
 	}
 	if got := metric(t, s.sub, "oshirase_sub_slow_dropped_total"); got != 1 {
 		t.Fatalf("slow_dropped_total = %d", got)

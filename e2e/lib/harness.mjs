@@ -177,6 +177,7 @@ export async function startStack({ name = `stack-${process.pid}`, pubEnv = {}, s
 
   const stack = new Stack(logDir);
   stack.pubAuthorization = pubAuthorization;
+  stack.subEnv = subEnv;
   try {
     await stack.startRedis();
     const [pubPort, subPort] = [await freePort(), await freePort()];
@@ -267,6 +268,22 @@ class Stack {
     });
   }
 
+  /**
+   * Starts one more sub instance on the same Redis (as behind a load
+   * balancer); the stack stops it with the rest. Returns { service, url, wsUrl }.
+   */
+  async startAnotherSub(env = {}) {
+    this.extraSubs ??= [];
+    const port = await freePort();
+    const service = new Service(`sub${this.extraSubs.length + 2}`, path.join(BIN_DIR, 'sub'), [],
+      { PORT: String(port), REDIS_URL: this.redisUrl, ...this.subEnv, ...env }, this.logDir);
+    this.extraSubs.push(service);
+    service.start();
+    const url = `http://127.0.0.1:${port}`;
+    await this.waitReady(service, url);
+    return { service, url, wsUrl: `ws://127.0.0.1:${port}/graphql` };
+  }
+
   /** Stops sub (SIGTERM) and starts it again on the same port. */
   async restartSub() {
     const status = await this.sub.stop();
@@ -278,14 +295,14 @@ class Stack {
 
   /** Services that died while nobody was stopping them. */
   unexpectedExits() {
-    return [this.redis, this.pub, this.sub]
+    return [this.redis, this.pub, this.sub, ...(this.extraSubs ?? [])]
       .filter((s) => s?.unexpectedExit)
       .map((s) => `${s.name} exited unexpectedly: ${JSON.stringify(s.unexpectedExit)}\n${s.logTail()}`);
   }
 
   async stop() {
     const problems = this.unexpectedExits();
-    for (const service of [this.sub, this.pub, this.redis]) {
+    for (const service of [this.sub, ...(this.extraSubs ?? []), this.pub, this.redis]) {
       if (service) await service.stop();
     }
     return problems;

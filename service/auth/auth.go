@@ -20,6 +20,11 @@ import (
 // Test for it with errors.Is.
 var ErrUnauthenticated = errors.New("auth: unauthenticated")
 
+// ErrExpired ends what a credential allowed once it passes
+// Identity.ExpiresAt (a stream's context is cancelled with it as the
+// cause). It wraps ErrUnauthenticated.
+var ErrExpired = reject("token expired", nil)
+
 // Identity is who a verified credential speaks for.
 type Identity struct {
 	// Tenant is the company the credential belongs to. Empty only for a
@@ -36,8 +41,11 @@ type Identity struct {
 	// Platform is set for credentials that may address any tenant and the
 	// public channel. A platform credential is also a Publisher.
 	Platform bool
-	// ExpiresAt is the token's exp; zero for an API key, which does not
-	// expire.
+	// ExpiresAt is when the credential stops being valid: the token's exp
+	// plus the verifier's leeway, the moment Verify starts refusing it.
+	// Whatever ends with the credential (a stream, a WebSocket) ends then,
+	// so a token is never both accepted and treated as expired. Zero for
+	// an API key, which does not expire.
 	ExpiresAt time.Time
 }
 

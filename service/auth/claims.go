@@ -36,9 +36,10 @@ func (v *Verifier) identity(c jwt.MapClaims) (Identity, error) {
 	case !hasUser && !id.Publisher:
 		return Identity{}, reject(fmt.Sprintf("claim %q missing", v.cfg.UserClaim), nil)
 	}
-	// exp is required and was type-checked by the parser.
+	// exp is required and was type-checked by the parser; the parser
+	// accepts it up to the leeway past, so that is when it expires.
 	if exp, err := c.GetExpirationTime(); err == nil && exp != nil {
-		id.ExpiresAt = exp.Time
+		id.ExpiresAt = exp.Time.Add(v.cfg.Leeway)
 	}
 	return id, nil
 }

@@ -94,8 +94,9 @@ func TestVerifyKeyTypes(t *testing.T) {
 			if id.User != "bob" || id.Tenant != "acme" || id.Store != "s1" || id.Publisher || id.Platform {
 				t.Fatalf("identity = %+v", id)
 			}
-			if exp := time.Unix(claims["exp"].(int64), 0); !id.ExpiresAt.Equal(exp) {
-				t.Fatalf("ExpiresAt = %v, want %v", id.ExpiresAt, exp)
+			// exp plus the default 30s leeway: when Verify starts refusing it.
+			if exp := time.Unix(claims["exp"].(int64), 0).Add(auth.DefaultLeeway); !id.ExpiresAt.Equal(exp) {
+				t.Fatalf("ExpiresAt = %v, want exp + leeway %v", id.ExpiresAt, exp)
 			}
 		})
 	}
@@ -174,11 +175,17 @@ func TestVerifyLeewayAccepts(t *testing.T) {
 	k := getKeys(t)
 	v := newVerifier(t, auth.Config{HMACSecret: k.hmac.Public.([]byte)})
 	// Within the default 30s leeway on both sides.
+	exp := time.Now().Add(-10 * time.Second).Unix()
 	claims := user(authtest.Claims("bob", "acme", time.Hour),
-		set("exp", time.Now().Add(-10*time.Second).Unix()),
+		set("exp", exp),
 		set("nbf", time.Now().Add(10*time.Second).Unix()))
-	if _, err := v.Verify(t.Context(), k.hmac.Sign(t, claims)); err != nil {
+	id, err := v.Verify(t.Context(), k.hmac.Sign(t, claims))
+	if err != nil {
 		t.Fatalf("Verify: %v", err)
+	}
+	// An accepted token is not yet expired: it expires with its leeway.
+	if want := time.Unix(exp, 0).Add(30 * time.Second); !id.ExpiresAt.Equal(want) || time.Until(id.ExpiresAt) <= 0 {
+		t.Fatalf("ExpiresAt = %v, want %v (exp + leeway, in the future)", id.ExpiresAt, want)
 	}
 }
 

@@ -78,6 +78,10 @@ func TestRedisOptions(t *testing.T) {
 		if opt.Addr != tc.addr || opt.DB != tc.db || (opt.TLSConfig != nil) != tc.tls {
 			t.Errorf("%q: addr %q db %d tls %v", tc.in, opt.Addr, opt.DB, opt.TLSConfig != nil)
 		}
+		// Every documented timeout rests on commands honouring deadlines.
+		if !opt.ContextTimeoutEnabled {
+			t.Errorf("%q: ContextTimeoutEnabled is off", tc.in)
+		}
 	}
 	for _, bad := range []string{"", "localhost", "redis//x", "http://x:1", ":6379"} {
 		if _, err := envconf.RedisOptions(bad); err == nil {

@@ -58,6 +58,9 @@ func ErrorFor(ctx context.Context, err error, log *slog.Logger) *gqlerror.Error 
 		}
 		return &e
 	}
+	// e may be err itself (a located field error): keep what happened
+	// for the log before the message is replaced.
+	detail := err.Error()
 	// The message of the error the resolver returned, without the
 	// position and path that gqlgen's wrapper adds to its Error().
 	e := graphql.DefaultErrorPresenter(ctx, err)
@@ -74,9 +77,9 @@ func ErrorFor(ctx context.Context, err error, log *slog.Logger) *gqlerror.Error 
 	case errors.Is(err, errkind.ErrUnavailable):
 		e.Message = "notification service temporarily unavailable; retry"
 		e.Extensions = map[string]any{"code": errkind.CodeUnavailable}
-		log.Warn("request failed: dependency unavailable", "err", err)
+		log.Warn("request failed: dependency unavailable", "err", detail)
 	default:
-		log.Error("request failed", "err", err)
+		log.Error("request failed", "err", detail)
 		e.Message = "internal error"
 		e.Extensions = map[string]any{"code": errkind.CodeInternal}
 	}

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/oshirase/oshirase/service/auth"
 	"github.com/oshirase/oshirase/service/errkind"
 )
 
@@ -18,6 +17,13 @@ type Authenticator func(r *http.Request) (context.Context, error)
 // WebSocket upgrades (those authenticate at connection_init, where browsers
 // can put a token). A request that fails gets HTTP 401 (403 for a known
 // caller that may not do this) with a GraphQL error body.
+//
+// A request is judged by its credential when it arrives and is not cut
+// when the credential expires during it: a cancelled context makes gqlgen
+// answer 200 with the body null, having run nothing — a publish silently
+// lost. Its own limits bound it (PUBLISH_TIMEOUT). Streams, which would
+// outlive their credential, end at Identity.ExpiresAt in the transport that
+// serves them.
 func RequireCredentials(authenticate Authenticator, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodOptions || strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
@@ -28,12 +34,6 @@ func RequireCredentials(authenticate Authenticator, next http.Handler) http.Hand
 		if err != nil {
 			WriteAuthError(w, err)
 			return
-		}
-		if id, ok := auth.FromContext(ctx); ok && !id.ExpiresAt.IsZero() {
-			// A stream (SSE) ends when its credential does.
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithDeadline(ctx, id.ExpiresAt)
-			defer cancel()
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})

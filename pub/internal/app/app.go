@@ -20,6 +20,7 @@ import (
 	"github.com/oshirase/oshirase/pub/internal/publisher"
 	"github.com/oshirase/oshirase/service/gqlserve"
 	"github.com/oshirase/oshirase/service/httpserve"
+	"github.com/oshirase/oshirase/service/logging"
 	"github.com/oshirase/oshirase/service/metrics"
 )
 
@@ -74,14 +75,22 @@ func newHandler(cfg config.Config, origins httpserve.Origins, authenticate https
 	metrics.CounterFunc("oshirase_pub_failed_total", "Publishes Redis did not take in time.", pubr.Failed.Load)
 	mux.Handle("GET /metrics", metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	var notReadyLog logging.Throttle
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		ctx, cancel := context.WithTimeout(r.Context(), ReadyTimeout)
 		defer cancel()
 		if err := rdb.Ping(ctx).Err(); err != nil {
-			http.Error(w, "not ready: redis: "+err.Error(), http.StatusServiceUnavailable)
+			if ok, held := notReadyLog.Allow(); ok {
+				log.Warn("not ready: redis did not answer PING", "err", err, "timeout", ReadyTimeout, "not_logged_since_last", held)
+			}
+			http.Error(w, "not ready: redis unavailable", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	return mux
 }
+
+// ReadyTimeout bounds /readyz's PING: a Redis that does not answer in time
+// makes pub not ready (503).
+const ReadyTimeout = time.Second

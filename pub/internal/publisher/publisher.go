@@ -21,7 +21,9 @@ var ErrInvalid = errkind.ErrBadInput
 
 // Config configures a Publisher.
 type Config struct {
-	// Bus publishes. Required.
+	// Bus publishes. Required; a go-redis client behind it needs
+	// ContextTimeoutEnabled (envconf.RedisOptions sets it, bus.NewRedis
+	// insists), or Timeout does not bound a Redis that stops answering.
 	Bus bus.Publisher
 	// MaxTextBytes is the longest text accepted. Default: 4096.
 	MaxTextBytes int
@@ -77,7 +79,10 @@ func (p *Publisher) Publish(ctx context.Context, tenant string, scope wire.Scope
 	if err != nil {
 		return 0, nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	// Once begun, a publish runs to its end or to Timeout, whether or not
+	// the caller is still there: whether a notice went out must not depend
+	// on when a client hung up.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.Timeout)
 	defer cancel()
 	res, err := p.cfg.Bus.Publish(ctx, ch, payload)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -29,6 +30,11 @@ import (
 // Run serves until ctx ends, then shuts down gracefully: stop accepting,
 // tell WebSocket clients to reconnect elsewhere, end subscriptions, remove
 // this instance's counts, close Redis.
+//
+// The order matters to clients: every WebSocket is closed with 1001 before
+// the hub ends any subscription. Ended first, a subscription would send
+// "complete", and a graphql-ws client reconnects but never resubscribes
+// what the server completed.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	opt := *cfg.Redis
 	opt.PoolSize = 4 // counts only; messages use the one Pub/Sub connection
@@ -101,10 +107,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv.RegisterOnShutdown(func() { ws.CloseAll(1001, "server shutting down; reconnect") })
+	// At the start of Shutdown, once the listener is closed (no socket can
+	// arrive after), and again after it for a serve error: once either way.
+	closeSockets := sync.OnceFunc(func() { ws.CloseAll(1001, "server shutting down; reconnect") })
+	srv.RegisterOnShutdown(closeSockets)
 	log.Info("sub listening", "addr", srv.Addr().String(), "graphql", "/graphql", "playground", cfg.Playground, "redis", opt.Addr)
 
 	err = srv.Run(ctx, cfg.ShutdownTimeout)
+	closeSockets() // waits for the run Shutdown started
 	h.Close()
 	if cerr := b.Close(); cerr != nil && !errors.Is(cerr, redis.ErrClosed) {
 		log.Warn("closing bus", "err", cerr)

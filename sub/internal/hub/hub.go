@@ -132,7 +132,10 @@ func (s *Subscription) Err() error {
 // Subscribe starts a subscription to channels (no duplicates). It returns
 // once the bus has every channel live, so a notice published after it
 // returns is delivered. onDrop, if not nil, is called (on its own
-// goroutine) when the hub drops the subscription, with the reason.
+// goroutine) when the hub drops the subscription, with the reason, and
+// before C is closed: a transport that ends the connection in onDrop does
+// so before it could take the end of C for a normal end of the stream
+// (and tell its client "complete", after which it would not resubscribe).
 func (h *Hub) Subscribe(ctx context.Context, channels []wire.Channel, onDrop func(error)) (*Subscription, error) {
 	s := &Subscription{hub: h, channels: channels, onDrop: onDrop, c: make(chan *wire.Message, h.cfg.QueueSize)}
 	h.mu.Lock()
@@ -178,14 +181,15 @@ func (h *Hub) Subscribe(ctx context.Context, channels []wire.Channel, onDrop fun
 // Close ends the subscription and closes C. It is safe to call more than
 // once and from any goroutine.
 func (s *Subscription) Close() {
-	if held, ok := s.close(nil); ok {
+	if held, ok := s.close(nil, true); ok {
 		s.release(held)
 	}
 }
 
-// close marks s closed with reason err. It reports whether this call did,
-// and whether its channels hold a bus reference to release.
-func (s *Subscription) close(err error) (held bool, ok bool) {
+// close marks s closed with reason err, and closes C if endC (otherwise
+// the caller must). It reports whether this call did, and whether its
+// channels hold a bus reference to release.
+func (s *Subscription) close(err error, endC bool) (held bool, ok bool) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -193,7 +197,9 @@ func (s *Subscription) close(err error) (held bool, ok bool) {
 	}
 	s.closed = true
 	s.err = err
-	close(s.c)
+	if endC {
+		close(s.c)
+	}
 	held = s.held
 	s.mu.Unlock()
 
@@ -276,7 +282,8 @@ func (h *Hub) Deliver(ch wire.Channel, payload []byte) {
 }
 
 func (h *Hub) drop(s *Subscription, reason error) {
-	held, ok := s.close(reason)
+	// Closed to offers now; C stays open until onDrop has run (Subscribe).
+	held, ok := s.close(reason, false)
 	if !ok {
 		return
 	}
@@ -287,6 +294,7 @@ func (h *Hub) drop(s *Subscription, reason error) {
 		if s.onDrop != nil {
 			s.onDrop(reason)
 		}
+		close(s.c)
 	}()
 }
 

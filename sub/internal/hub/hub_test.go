@@ -124,6 +124,43 @@ func TestDeliversOnceToEachSubscriptionOfTheChannel(t *testing.T) {
 	}
 }
 
+// A dropped subscription's C ends only after onDrop has run: a transport
+// closes the connection there, before the end of C could read as a normal
+// end of the stream.
+func TestDropTellsBeforeCEnds(t *testing.T) {
+	b := newFakeBus()
+	h := hub.New(hub.Config{Bus: b, QueueSize: 1})
+	defer h.Close()
+	ch := channel(t, "bob")
+	inDrop, release := make(chan struct{}), make(chan struct{})
+	slow, _ := h.Subscribe(context.Background(), []wire.Channel{ch}, func(error) {
+		close(inDrop)
+		<-release
+	})
+	h.Deliver(ch, payload(t, "queued"))
+	h.Deliver(ch, payload(t, "overflow"))
+	select {
+	case <-inDrop:
+	case <-time.After(5 * time.Second):
+		t.Fatal("not dropped")
+	}
+	<-slow.C() // the queued notice
+	select {
+	case _, open := <-slow.C():
+		t.Fatalf("C ended (open %v) while onDrop was still running", open)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case _, open := <-slow.C():
+		if open {
+			t.Fatal("a notice after the drop")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("C not closed after onDrop returned")
+	}
+}
+
 func TestOverflowDropsOnlyTheSlowSubscription(t *testing.T) {
 	b := newFakeBus()
 	h := hub.New(hub.Config{Bus: b, QueueSize: 4})

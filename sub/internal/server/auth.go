@@ -45,7 +45,7 @@ func (a authenticator) keepRequestToken(next http.Handler) http.Handler {
 // initFunc authenticates a WebSocket at connection_init: the token in the
 // payload ("Authorization": "Bearer …" or "authToken"), else the upgrade
 // request's. A rejected connection is closed with 4403; an accepted one is
-// closed with 4403 when its token expires.
+// closed with 4403 when its token expires (exp plus the leeway, as on SSE).
 func (a authenticator) initFunc(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 	tok := auth.TokenFromInitPayload(payload)
 	if tok == "" {
@@ -64,6 +64,16 @@ func (a authenticator) initFunc(ctx context.Context, payload transport.InitPaylo
 		context.AfterFunc(ctx, func() { expire.Stop() })
 	}
 	return ctx, nil, nil
+}
+
+// credentialExpiry is when a stream must end because its credential does
+// (exp plus the leeway): a stream is served exactly as long as its token
+// would be accepted, then ends with UNAUTHENTICATED.
+func credentialExpiry(ctx context.Context) (time.Time, error) {
+	if id, ok := auth.FromContext(ctx); ok {
+		return id.ExpiresAt, auth.ErrExpired
+	}
+	return time.Time{}, nil
 }
 
 // forbidden is the error for a subscription the token does not allow.

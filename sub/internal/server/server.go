@@ -81,11 +81,12 @@ func New(cfg Config, d Deps) http.Handler {
 			d.Logger.Debug("websocket error", "err", err)
 		},
 	})
-	sse := wsconn.SSE{
+	sse := d.WS.SSE(wsconn.SSE{
 		SSE:          transport.SSE{KeepAlivePingInterval: cfg.KeepAlive},
 		WriteTimeout: cfg.WriteTimeout,
 		ReadLimit:    cfg.ReadLimit,
-	}
+		Deadline:     credentialExpiry,
+	})
 	gql := gqlserve.NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: resolver}), cfg.Introspection, d.Logger, ws, sse)
 
 	mux := http.NewServeMux()

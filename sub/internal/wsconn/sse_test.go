@@ -73,3 +73,30 @@ func TestSSERequestLimit(t *testing.T) {
 		t.Fatal("a request over the limit was streamed")
 	}
 }
+
+// A stream closed by the server (CloseAll at shutdown) ends at once with
+// its code and reason as a comment and without "complete", which would
+// tell graphql-sse the subscription is over instead of to retry.
+func TestSSECloseAllEndsWithoutComplete(t *testing.T) {
+	im := wsconn.New(wsconn.Config{})
+	srv := testserver.New()
+	srv.AddTransport(im.SSE(wsconn.SSE{SSE: transport.SSE{}}))
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	resp := postSSE(t, hs.URL, `{"query":"subscription { name }"}`)
+	lines := bufio.NewScanner(resp.Body)
+	if !lines.Scan() || lines.Text() != ":" { // the stream is open
+		t.Fatalf("first line %q", lines.Text())
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); im.CloseAll(1001, "going away") }()
+	var got []string
+	for lines.Scan() {
+		got = append(got, lines.Text())
+	}
+	<-done
+	text := strings.Join(got, "\n")
+	if strings.Contains(text, "complete") || !strings.Contains(text, ": closed 1001 going away") {
+		t.Fatalf("stream ended with %q, want the close comment and no complete", text)
+	}
+}

@@ -46,8 +46,9 @@ type Implementation struct {
 	keepAlive time.Duration // legacy graphql-ws "ka"
 	pingPong  time.Duration // graphql-transport-ws "ping", and the read deadline
 
-	mu    sync.Mutex
-	conns map[*Conn]struct{}
+	mu      sync.Mutex
+	conns   map[*Conn]struct{}
+	streams map[*sseStream]struct{} // SSE requests served through SSE
 }
 
 var _ transport.WebsocketImplementation = (*Implementation)(nil)
@@ -67,7 +68,7 @@ func New(cfg Config) *Implementation {
 	if check == nil {
 		check = func(*http.Request) bool { return true }
 	}
-	return &Implementation{cfg: cfg, conns: map[*Conn]struct{}{}, upgrader: websocket.Upgrader{
+	return &Implementation{cfg: cfg, conns: map[*Conn]struct{}{}, streams: map[*sseStream]struct{}{}, upgrader: websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   cfg.ReadBufferSize,
 		WriteBufferSize:  cfg.WriteBufferSize,
@@ -156,7 +157,7 @@ func (im *Implementation) upgrade(w http.ResponseWriter, r *http.Request, protoc
 	if err != nil {
 		return nil, err
 	}
-	conn := &Conn{c: c, writeTimeout: im.cfg.WriteTimeout, im: im}
+	conn := &Conn{c: c, writeTimeout: im.cfg.WriteTimeout, im: im, done: make(chan struct{})}
 	if c.Subprotocol() == graphqlTransportWS {
 		conn.tws = newSession()
 	}
@@ -170,8 +171,8 @@ func (im *Implementation) upgrade(w http.ResponseWriter, r *http.Request, protoc
 // legacy "graphql-ws" subprotocol keeps gqlgen's own behaviour.
 const graphqlTransportWS = "graphql-transport-ws"
 
-// drainTimeout bounds how long a protocol close waits for the client's
-// answering close frame before the socket is closed.
+// drainTimeout bounds how long a close waits for the client's answering
+// close frame before the socket is closed.
 const drainTimeout = time.Second
 
 // Conn adapts a gorilla connection to transport.WebsocketConn. gqlgen
@@ -183,13 +184,15 @@ type Conn struct {
 	closeOnce    sync.Once
 	tws          *session // nil unless the subprotocol is graphql-transport-ws
 	wmu          sync.Mutex
-	closing      bool // guarded by wmu: this package sent a protocol close
+	closing      atomic.Bool // this package sent a close frame: nothing may follow it
 	accepted     atomic.Bool
 	readDeadline atomic.Bool // the peer must send something every 2×pingPong
 
 	tmu   sync.Mutex  // guards timer and ended
 	timer *time.Timer // keep-alive, armed at connection_ack
 	ended bool
+
+	done chan struct{} // closed by Close
 }
 
 var (
@@ -203,7 +206,7 @@ var (
 func (c *Conn) NextReader() (int, io.Reader, error) {
 	for {
 		mt, r, err := c.c.NextReader()
-		if err == nil && c.readDeadline.Load() {
+		if err == nil && c.readDeadline.Load() && !c.closing.Load() {
 			_ = c.c.SetReadDeadline(time.Now().Add(2 * c.im.pingPong))
 		}
 		if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseNoStatusReceived) {
@@ -236,9 +239,7 @@ func (c *Conn) NextReader() (int, io.Reader, error) {
 // (and ignores) what the client still sends until its answering close, so
 // that closing the TCP connection cannot reset the close frame away.
 func (c *Conn) closeProtocol(e *CloseError) {
-	c.wmu.Lock()
-	c.closing = true
-	c.wmu.Unlock()
+	c.closing.Store(true)
 	_ = c.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(e.Code, truncate(e.Reason)), time.Now().Add(c.writeTimeout))
 	_ = c.c.SetReadDeadline(time.Now().Add(drainTimeout))
 	for {
@@ -317,7 +318,7 @@ func (c *Conn) startKeepAlive() {
 func (c *Conn) write(data []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.closing {
+	if c.closing.Load() {
 		return websocket.ErrCloseSent
 	}
 	_ = c.c.SetWriteDeadline(time.Now().Add(c.writeTimeout))
@@ -337,13 +338,26 @@ func (c *Conn) WriteClose(code int, reason string) error {
 	return c.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, truncate(reason)), time.Now().Add(c.writeTimeout))
 }
 
-// CloseWith sends a close frame with code and reason, then closes the socket.
+// CloseWith ends the connection with code and reason: it sends the close
+// frame, after which nothing else is sent (no "complete" can follow, which
+// would tell the client its subscription is finished), and closes the
+// socket once the client has answered with its own close frame — the read
+// loop sees it and ends the connection — or after drainTimeout. Closing at
+// once could reset the connection before the client has read the close
+// frame, and the client would see 1006 instead of the code. It returns
+// without waiting.
 func (c *Conn) CloseWith(code int, reason string) {
-	_ = c.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, truncate(reason)), time.Now().Add(time.Second))
-	_ = c.Close()
+	if c.closing.Swap(true) {
+		return // a close frame went out already
+	}
+	_ = c.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, truncate(reason)), time.Now().Add(drainTimeout))
+	_ = c.c.SetReadDeadline(time.Now().Add(drainTimeout))
+	// The read loop normally ends the connection; this bounds it if the
+	// peer neither answers nor lets the deadline fire.
+	time.AfterFunc(2*drainTimeout, func() { _ = c.Close() })
 }
 
-// Close implements transport.WebsocketConn.
+// Close implements transport.WebsocketConn: it closes the socket at once.
 func (c *Conn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
@@ -357,6 +371,7 @@ func (c *Conn) Close() error {
 		c.im.mu.Lock()
 		delete(c.im.conns, c)
 		c.im.mu.Unlock()
+		close(c.done)
 	})
 	return err
 }
@@ -368,18 +383,50 @@ func (im *Implementation) Open() int {
 	return len(im.conns)
 }
 
-// CloseAll closes every open connection with code and reason; at shutdown,
-// 1001 "going away" tells clients to reconnect, to another instance.
+// CloseAll closes every open connection — WebSockets (see CloseWith) and
+// SSE streams — with code and reason, all at once, and returns when every
+// one is closed. At shutdown, 1001 "going away" tells clients to
+// reconnect, to another instance, and resubscribe: it must run before
+// anything ends the subscriptions themselves, which would send "complete"
+// first.
 func (im *Implementation) CloseAll(code int, reason string) {
 	im.mu.Lock()
 	conns := make([]*Conn, 0, len(im.conns))
 	for c := range im.conns {
 		conns = append(conns, c)
 	}
+	streams := make([]*sseStream, 0, len(im.streams))
+	for s := range im.streams {
+		streams = append(streams, s)
+	}
 	im.mu.Unlock()
 	for _, c := range conns {
-		c.CloseWith(code, reason)
+		// Concurrently: a peer that stopped reading holds its close frame
+		// for up to drainTimeout, and must not hold up the others.
+		go c.CloseWith(code, reason)
 	}
+	for _, s := range streams {
+		s.closeWith(code, reason)
+	}
+	for _, c := range conns {
+		<-c.done
+	}
+	for _, s := range streams {
+		<-s.done
+	}
+}
+
+func (im *Implementation) addStream(s *sseStream) {
+	im.mu.Lock()
+	im.streams[s] = struct{}{}
+	im.mu.Unlock()
+}
+
+func (im *Implementation) removeStream(s *sseStream) {
+	im.mu.Lock()
+	delete(im.streams, s)
+	im.mu.Unlock()
+	close(s.done)
 }
 
 // Subprotocol implements transport.WebsocketConn.
@@ -396,15 +443,20 @@ func truncate(s string) string {
 	return s[:120] + "..."
 }
 
-// ErrNoConn is returned by Close when ctx belongs to no WebSocket.
-var ErrNoConn = errors.New("wsconn: no websocket in this context")
+// ErrNoConn is returned by Close when ctx belongs to no WebSocket and no
+// tracked SSE stream.
+var ErrNoConn = errors.New("wsconn: no websocket or sse stream in this context")
 
-// Close closes the WebSocket of the request that ctx belongs to.
+// Close closes the WebSocket or SSE stream of the request that ctx belongs
+// to, with code and reason.
 func Close(ctx context.Context, code int, reason string) error {
-	c, ok := ctx.Value(connKey{}).(*Conn)
-	if !ok {
-		return ErrNoConn
+	if c, ok := ctx.Value(connKey{}).(*Conn); ok {
+		c.CloseWith(code, reason)
+		return nil
 	}
-	c.CloseWith(code, reason)
-	return nil
+	if s, ok := ctx.Value(sseKey{}).(*sseStream); ok {
+		s.closeWith(code, reason)
+		return nil
+	}
+	return ErrNoConn
 }
