@@ -108,8 +108,8 @@ func TestJWTIdentityAndTenantIsolation(t *testing.T) {
 	if n, err := publishAs(t, s.pub, "globex-key-0123456789", map[string]any{"scope": "PERSON", "to": "bob", "text": "globex only"}); err != nil || n != 1 {
 		t.Fatalf("globex publish: %d, %v", n, err)
 	}
-	expectNotice(t, acmeBob, "acme only")
-	expectNotice(t, globexBob, "globex only")
+	expectScope(t, expectNotice(t, acmeBob, "acme only"), "PERSON")
+	expectScope(t, expectNotice(t, globexBob, "globex only"), "PERSON")
 	expectSilence(t, acmeBob, 300*time.Millisecond)
 	expectSilence(t, globexBob, 10*time.Millisecond)
 
@@ -125,9 +125,7 @@ func TestJWTIdentityAndTenantIsolation(t *testing.T) {
 		t.Fatalf("public publish: %d, %v", n, err)
 	}
 	for _, c := range []*gqlws.Client{acmeBob, globexBob} {
-		if n := expectNotice(t, c, "to all"); n.Scope != "" && n.Scope != "PUBLIC" {
-			t.Fatalf("scope %q", n.Scope)
-		}
+		expectScope(t, expectNotice(t, c, "to all"), "PUBLIC")
 	}
 	// Without credentials pub answers 401.
 	r, err := s.pub.Post("/query", sendMutation, map[string]any{"to": "bob", "text": "anon"})
@@ -145,8 +143,17 @@ func TestJWTIdentityAndTenantIsolation(t *testing.T) {
 	if err != nil || len(r.Errors) > 0 {
 		t.Fatalf("publisher token: %+v, %v", r, err)
 	}
-	expectNotice(t, acmeBob, "from billing")
+	expectScope(t, expectNotice(t, acmeBob, "from billing"), "PERSON")
 	expectSilence(t, globexBob, 300*time.Millisecond)
+}
+
+// expectScope checks the scope a notice arrived with: the subscription
+// selects it (gqlws asks for every field), so an empty one is a failure too.
+func expectScope(t *testing.T, n gqlws.Notification, want string) {
+	t.Helper()
+	if n.Scope != want {
+		t.Fatalf("notice %q arrived with scope %q, want %s", n.Text, n.Scope, want)
+	}
 }
 
 // 3. Names built to collide or inject are rejected or kept distinct, and
@@ -175,7 +182,7 @@ func TestHostileNamesStayDistinct(t *testing.T) {
 		if n, err := publishAs(t, s.pub, platformKey, map[string]any{"scope": "PERSON", "to": w.user, "tenant": w.tenant, "text": text}); err != nil || n != 1 {
 			t.Fatalf("%s: receivedUsers %d, %v", text, n, err)
 		}
-		expectNotice(t, clients[w], text)
+		expectScope(t, expectNotice(t, clients[w], text), "PERSON")
 	}
 	for _, w := range all {
 		expectSilence(t, clients[w], 20*time.Millisecond)
@@ -406,7 +413,9 @@ func TestRandomizedIsolation(t *testing.T) {
 	for i := range want {
 		want[i] = map[string]bool{}
 	}
+	scopeOf := map[string]string{} // text → the scope it was published to
 	for _, n := range plan {
+		scopeOf[n.input["text"].(string)] = n.input["scope"].(string)
 		for _, i := range n.to {
 			want[i][n.input["text"].(string)] = true
 		}
@@ -426,6 +435,10 @@ func TestRandomizedIsolation(t *testing.T) {
 				}
 				if !want[i][n.Text] || got[i][n.Text] {
 					t.Errorf("member %+v got %q: a leak or a duplicate", members[i], n.Text)
+					return
+				}
+				if n.Scope != scopeOf[n.Text] {
+					t.Errorf("member %+v got %q with scope %q, published to %s", members[i], n.Text, n.Scope, scopeOf[n.Text])
 					return
 				}
 				got[i][n.Text] = true

@@ -122,8 +122,8 @@ func TestNoticeReachesOnlyItsRecipient(t *testing.T) {
 	}
 	after := time.Now().Unix()
 	n := expectNotice(t, bob, "your order shipped")
-	if n.Timestamp < before || n.Timestamp > after || n.ID == "" {
-		t.Fatalf("notice %+v: timestamp outside [%d, %d] or no id", n, before, after)
+	if n.Timestamp < before || n.Timestamp > after || n.ID == "" || n.Scope != "PERSON" {
+		t.Fatalf("notice %+v: timestamp outside [%d, %d], no id, or scope not PERSON", n, before, after)
 	}
 	expectSilence(t, alice, 500*time.Millisecond)
 	if got := metric(t, s.pub, "oshirase_pub_published_total"); got < 3 { // probes and the notice

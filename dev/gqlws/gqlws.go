@@ -136,14 +136,15 @@ func (c *Client) SendRaw(s string) error {
 	return c.Conn.WriteMessage(websocket.TextMessage, []byte(s))
 }
 
-// Subscribe starts onNotificationReceived(userName) under id.
+// Subscribe starts onNotificationReceived(userName) under id, selecting
+// every field of Notification.
 func (c *Client) Subscribe(id, userName string) error {
 	t := "subscribe"
 	if c.Protocol == LegacyWS {
 		t = "start"
 	}
 	return c.Send(Msg{ID: id, Type: t, Payload: mustJSON(map[string]any{
-		"query":     `subscription($u:String!){onNotificationReceived(userName:$u){id text timestamp}}`,
+		"query":     `subscription($u:String!){onNotificationReceived(userName:$u){id text timestamp scope}}`,
 		"variables": map[string]any{"u": userName},
 	})})
 }
