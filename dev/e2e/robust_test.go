@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -177,10 +178,41 @@ func rss(t *testing.T, pid int) int64 {
 	return 0
 }
 
-// 7. 1,000 clients connect, subscribe and leave: goroutines return to
-// their baseline and Redis keeps no subscribed channel.
+// awaitLive sends notices to user until c receives one on it: proof that
+// c's subscription is live, not merely requested. Notices for other
+// subscriptions of the same user may arrive in between and are skipped.
+func awaitLive(pub *harness.Service, c *gqlws.Client, user, tag string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	text := "live " + tag
+	for time.Now().Before(deadline) {
+		if _, err := pub.Send(user, text); err != nil {
+			return err
+		}
+		for {
+			n, _, err := c.NextNotification(200 * time.Millisecond)
+			if err != nil {
+				select {
+				case <-c.Closed():
+					return err
+				default:
+				}
+				break // nothing yet: send again
+			}
+			if n.Text == text {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("subscription to %q not live after %s", user, timeout)
+}
+
+// 7. 1,000 clients connect, subscribe — each subscription proven live by a
+// notice it receives — and leave: goroutines return to their baseline and
+// Redis keeps no subscribed channel.
 func TestConnectDisconnectLeavesNothingBehind(t *testing.T) {
-	s := startStack(t)
+	// A leak test, not an init-timeout one: a loaded test machine must not
+	// turn slow handshakes into failures.
+	s := startStack(t, "INIT_TIMEOUT=30s")
 	rdb := s.redis.Client()
 	defer rdb.Close()
 	ctx := context.Background()
@@ -190,7 +222,11 @@ func TestConnectDisconnectLeavesNothingBehind(t *testing.T) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 50)
 	errs := make(chan error, n)
+	var failed atomic.Bool // stop starting clients after the first failure
 	for i := range n {
+		if failed.Load() {
+			break
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -198,12 +234,29 @@ func TestConnectDisconnectLeavesNothingBehind(t *testing.T) {
 			defer func() { <-sem }()
 			c, err := gqlws.Connect(s.sub.WSURL(), []string{gqlws.TransportWS, gqlws.LegacyWS}[i%2], nil)
 			if err != nil {
-				errs <- err
+				failed.Store(true)
+				errs <- fmt.Errorf("client %d: %w", i, err)
 				return
 			}
-			_ = c.Subscribe("1", fmt.Sprintf("churn-%d", i%300))
+			fail := func(format string, args ...any) {
+				failed.Store(true)
+				c.Close()
+				errs <- fmt.Errorf("client %d: "+format, append([]any{i}, args...)...)
+			}
+			user := fmt.Sprintf("churn-%d", i%300)
+			if err := c.Subscribe("1", user); err != nil {
+				fail("subscribe: %w", err)
+				return
+			}
+			if err := awaitLive(s.pub, c, user, fmt.Sprint(i), 10*time.Second); err != nil {
+				fail("%w", err)
+				return
+			}
 			if i%3 == 0 {
-				_ = c.Unsubscribe("1")
+				if err := c.Unsubscribe("1"); err != nil {
+					fail("unsubscribe: %w", err)
+					return
+				}
 			}
 			if i%2 == 0 {
 				c.Close()
@@ -214,8 +267,8 @@ func TestConnectDisconnectLeavesNothingBehind(t *testing.T) {
 	}
 	wg.Wait()
 	close(errs)
-	for err := range errs {
-		t.Fatal(err)
+	if len(errs) > 0 {
+		t.Fatalf("%d of the clients started failed, first: %v", len(errs), <-errs)
 	}
 	eventually(t, 30*time.Second, "no channels left in redis", func() bool {
 		chs, err := rdb.PubSubChannels(ctx, "*").Result()
