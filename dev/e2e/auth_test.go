@@ -507,9 +507,18 @@ func TestTokenSources(t *testing.T) {
 	resp.Body.Close()
 }
 
-// Introspection and the Playground can be switched off.
+// Introspection and the Playground can be switched off. Switched off,
+// introspection is refused as such (FORBIDDEN, saying why), not as an
+// internal error; switched on, the same query answers the schema.
 func TestPlaygroundAndIntrospectionSwitches(t *testing.T) {
 	r := harness.StartRedis(t)
+	const introspect = `{ __schema { queryType { name } } }`
+	for _, on := range []*harness.Service{harness.StartPub(t, r), harness.StartSub(t, r)} {
+		q, err := on.Post("/graphql", introspect, nil)
+		if err != nil || len(q.Errors) > 0 || !strings.Contains(string(q.Data), `"queryType":{"name":"Query"}`) {
+			t.Errorf("%s: introspection with the default INTROSPECTION=true: %+v %v", on.Name, q, err)
+		}
+	}
 	for _, svc := range []*harness.Service{
 		harness.StartPub(t, r, "PLAYGROUND=false", "INTROSPECTION=false"),
 		harness.StartSub(t, r, "PLAYGROUND=false", "INTROSPECTION=false"),
@@ -522,10 +531,18 @@ func TestPlaygroundAndIntrospectionSwitches(t *testing.T) {
 		if resp.StatusCode != http.StatusNotFound {
 			t.Errorf("%s: Playground answered %d with PLAYGROUND=false", svc.Name, resp.StatusCode)
 		}
-		path := "/graphql"
-		q, err := svc.Post(path, `{ __schema { types { name } } }`, nil)
-		if err != nil || len(q.Errors) == 0 {
-			t.Errorf("%s: introspection allowed with INTROSPECTION=false: %+v %v", svc.Name, q, err)
+		for _, query := range []string{introspect, `{ __type(name: "Query") { name } }`} {
+			q, err := svc.Post("/graphql", query, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(q.Errors) != 1 || q.Errors[0].Extensions["code"] != "FORBIDDEN" ||
+				!strings.Contains(q.Errors[0].Message, "introspection is disabled") || strings.Contains(string(q.Data), `"name"`) {
+				t.Errorf("%s: %s with INTROSPECTION=false: %+v (data %s); want one FORBIDDEN error saying introspection is disabled, and no schema", svc.Name, query, q, q.Data)
+			}
+		}
+		if strings.Contains(svc.Log(), "request failed") {
+			t.Errorf("%s logged a refused introspection as a failure:\n%s", svc.Name, svc.Log())
 		}
 	}
 }

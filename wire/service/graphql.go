@@ -27,9 +27,24 @@ var (
 	ErrForbidden = errors.New("forbidden")
 )
 
+// errIntrospectionDisabled is the text of the plain error gqlgen's
+// __schema and __type resolvers return without extension.Introspection;
+// gqlgen exports no value to compare with. (dev/e2e fails if it changes.)
+const errIntrospectionDisabled = "introspection disabled"
+
+func introspectionDisabled(err error) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if err.Error() == errIntrospectionDisabled {
+			return true
+		}
+	}
+	return false
+}
+
 // PresentError turns errors into GraphQL errors at the edge: bad input says
 // what was wrong (code BAD_USER_INPUT), a rejected credential or action says
-// so (UNAUTHENTICATED, FORBIDDEN), an unavailable dependency says to retry
+// so (UNAUTHENTICATED, FORBIDDEN; also introspection while it is switched
+// off), an unavailable dependency says to retry
 // (UNAVAILABLE), anything else is logged and answered with a generic message
 // (INTERNAL) that leaks nothing.
 func PresentError(log *slog.Logger) graphql.ErrorPresenterFunc {
@@ -40,6 +55,12 @@ func PresentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		e := graphql.DefaultErrorPresenter(ctx, err)
 		switch {
+		case introspectionDisabled(err):
+			// A request for the schema while INTROSPECTION=false: the
+			// caller's doing, not a fault, so neither INTERNAL nor an
+			// error log line per probe.
+			e.Message = "introspection is disabled on this server"
+			e.Extensions = map[string]any{"code": "FORBIDDEN"}
 		case errors.Is(err, ErrBadInput), errors.Is(err, wire.ErrInvalidName):
 			e.Message = err.Error()
 			e.Extensions = map[string]any{"code": "BAD_USER_INPUT"}
