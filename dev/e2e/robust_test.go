@@ -1,7 +1,9 @@
 package e2e_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,19 +17,49 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/oshirase/oshirase/dev/gqlws"
 	"github.com/oshirase/oshirase/dev/harness"
 	"github.com/oshirase/oshirase/wire"
 )
 
-// 3. 2,000 subscriptions for 2,000 users: Redis sees a small constant
-// number of connections from sub, not one per subscription.
+// subConnections lists sub's connections to Redis (CLIENT LIST lines of
+// client name oshirase-sub) and how many of them are in Pub/Sub mode.
+func subConnections(t *testing.T, rdb *redis.Client) (all []string, pubsub int) {
+	t.Helper()
+	list, err := rdb.ClientList(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(list), "\n") {
+		if !strings.Contains(line, " name=oshirase-sub ") {
+			continue
+		}
+		all = append(all, line)
+		for _, f := range strings.Fields(line) {
+			if flags, ok := strings.CutPrefix(f, "flags="); ok && strings.Contains(flags, "P") {
+				pubsub++
+			}
+		}
+	}
+	return all, pubsub
+}
+
+// 3. 2,000 subscriptions for 2,000 users: sub holds one Pub/Sub connection
+// to Redis and at most 3 connections in all, as for one subscription — not
+// one per subscription.
 func TestRedisConnectionsStayConstant(t *testing.T) {
-	s := startStack(t)
+	// Not an init-timeout test: a loaded machine must not fail it.
+	s := startStack(t, "INIT_TIMEOUT=30s")
 	rdb := s.redis.Client()
 	defer rdb.Close()
 	ctx := context.Background()
+
+	first := connect(t, s.sub, gqlws.TransportWS)
+	subscribe(t, first, "1", "user-first")
+	s.pub.WaitReceivers("user-first", 1)
+	before, _ := subConnections(t, rdb)
 
 	const users = 2000
 	clients := make([]*gqlws.Client, users)
@@ -62,30 +94,28 @@ func TestRedisConnectionsStayConstant(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "2000 personal channels subscribed", func() bool {
+	eventually(t, 30*time.Second, "2000 more personal channels subscribed", func() bool {
 		chs, _ := rdb.PubSubChannels(ctx, "oshirase:v1:{default/p/*").Result()
-		return len(chs) == users
+		return len(chs) == users+1
 	})
 	s.pub.WaitReceivers("user-1999", 1)
 
-	list, err := rdb.ClientList(ctx).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fromSub := strings.Count(list, "name=oshirase-sub ")
-	t.Logf("redis connections from sub with %d subscriptions: %d", users, fromSub)
-	if fromSub < 1 || fromSub > 5 {
-		t.Fatalf("sub holds %d redis connections for %d subscriptions; want a small constant (<= 5)\n%s", fromSub, users, list)
+	after, pubsub := subConnections(t, rdb)
+	t.Logf("redis connections from sub: %d with one subscription, %d with %d (%d in Pub/Sub mode)", len(before), len(after), users+1, pubsub)
+	if pubsub != 1 || len(after) > 3 {
+		t.Fatalf("sub holds %d redis connections (%d in Pub/Sub mode) for %d subscriptions, %d for one; want one Pub/Sub connection and at most 3 in all\n%s",
+			len(after), pubsub, users+1, len(before), strings.Join(after, "\n"))
 	}
 }
 
-// 4. A subscriber that stops reading while flooded with large notices is
-// cut off by the write deadline; another user keeps getting every notice
-// promptly all the while — from the start of the flood until the stalled
-// socket is closed — each within half of WRITE_TIMEOUT, so that a delivery
-// held up by the stalled socket's blocked write fails the test. The queue
-// holds the whole flood, so that the write deadline, not the queue bound,
-// ends the stalled connection (TestSlowConsumerIsToldWhy covers the queue).
+// 4. Subscribers that stop reading while flooded with large notices — one
+// over WebSocket, one over SSE — are cut off by the write deadline; another
+// user keeps getting every notice promptly all the while — from the start
+// of the flood until both stalled connections are closed — each within
+// half of WRITE_TIMEOUT, so that a delivery held up by a stalled socket's
+// blocked write fails the test. The queue holds the whole flood, so that
+// the write deadline, not the queue bound, ends the stalled connections
+// (TestSlowConsumerIsToldWhy covers the queue).
 func TestStalledClientDoesNotFreezeOthers(t *testing.T) {
 	// Flood twice what the kernel may buffer for the stalled socket, so that
 	// a write to it surely blocks.
@@ -99,7 +129,8 @@ func TestStalledClientDoesNotFreezeOthers(t *testing.T) {
 	rounds := (2*wmemMax + 1<<20) / size
 	s := startStack(t, fmt.Sprint("QUEUE_SIZE=", rounds+64), fmt.Sprint("WRITE_TIMEOUT=", writeTimeout))
 	dialStalled(t, s.sub.WSURL(), "stalled")
-	s.pub.WaitReceivers("stalled", 1)
+	openStalledSSE(t, s.sub.URL+"/graphql", "stalled")
+	s.pub.WaitReceivers("stalled", 2)
 	healthy := connect(t, s.sub, gqlws.TransportWS)
 	subscribe(t, healthy, "1", "healthy")
 	s.pub.WaitReceivers("healthy", 1)
@@ -157,26 +188,62 @@ func TestStalledClientDoesNotFreezeOthers(t *testing.T) {
 	if got := reached.Load(); got < int64(wmemMax/size) {
 		t.Fatalf("only %d flood notices reached the stalled client; want more than its socket can buffer (%d)", got, wmemMax/size)
 	}
-	// Until the write deadline cuts the stalled client off, or the healthy
-	// one misses a notice.
+	// Until the write deadline cuts both stalled clients off — the healthy
+	// subscription and connection are all that is left — or the healthy
+	// user misses a notice.
 	deadline := time.Now().Add(writeTimeout + 20*time.Second)
-	for metric(t, s.sub, "oshirase_sub_connections") != 1 {
+	for metric(t, s.sub, "oshirase_sub_connections") != 1 || metric(t, s.sub, "oshirase_sub_subscriptions") != 1 {
 		select {
 		case err := <-pinged:
 			t.Fatal(err)
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the stalled connection is still open %s after the flood; want it cut off by its write deadline (%s)", writeTimeout+20*time.Second, writeTimeout)
+			t.Fatalf("%d connections and %d subscriptions %s after the flood; want the stalled ones cut off by their write deadline (%s), only the healthy one left",
+				metric(t, s.sub, "oshirase_sub_connections"), metric(t, s.sub, "oshirase_sub_subscriptions"), writeTimeout+20*time.Second, writeTimeout)
 		}
 	}
 	close(stop)
 	if err := <-pinged; err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("the healthy user got %d notices, each within %s, while %d of %d flood notices reached the stalled client", pings, writeTimeout/2, reached.Load(), rounds)
+	t.Logf("the healthy user got %d notices, each within %s, while %d deliveries of %d flood notices reached the stalled clients (two subscribers)", pings, writeTimeout/2, reached.Load(), rounds)
 	if got := send(t, s.pub, "stalled", "after the cut-off"); got != 0 {
-		t.Fatalf("receivedUsers for the cut-off client = %d, want 0", got)
+		t.Fatalf("receivedUsers for the cut-off clients = %d, want 0", got)
+	}
+}
+
+// smallReceiveBuffer dials with a 4 KB socket receive buffer, so that a
+// reader that stops reading stalls its sender soon.
+func smallReceiveBuffer(network, addr string) (net.Conn, error) {
+	nd := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+	}}
+	return nd.Dial(network, addr)
+}
+
+// openStalledSSE subscribes over SSE with a tiny receive buffer and then
+// never reads the stream.
+func openStalledSSE(t *testing.T, url, user string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": `subscription{onNotificationReceived(userName:"` + user + `"){text}}`})
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	tr := &http.Transport{DialContext: func(_ context.Context, network, addr string) (net.Conn, error) {
+		return smallReceiveBuffer(network, addr)
+	}}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); resp.Body.Close(); tr.CloseIdleConnections() })
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("SSE subscription: status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 }
 
@@ -185,14 +252,7 @@ func dialStalled(t *testing.T, url, user string) *websocket.Conn {
 	t.Helper()
 	d := websocket.Dialer{
 		Subprotocols: []string{gqlws.TransportWS},
-		NetDial: func(network, addr string) (net.Conn, error) {
-			nd := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-				return c.Control(func(fd uintptr) {
-					_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-				})
-			}}
-			return nd.Dial(network, addr)
-		},
+		NetDial:      smallReceiveBuffer,
 	}
 	c, _, err := d.Dial(url, nil)
 	if err != nil {

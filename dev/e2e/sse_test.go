@@ -220,3 +220,44 @@ func TestSSELimits(t *testing.T) {
 			status, big.resp.Header.Get("Content-Type"), body)
 	}
 }
+
+// SSE takes the same credentials as WebSocket and POST: none gets 401 and
+// no stream; a user's token streams that user's notices; subscribing as
+// another user is refused with FORBIDDEN and makes no subscription.
+func TestSSEAuth(t *testing.T) {
+	s := jwtStack(t)
+	if st := openSSE(t, s.sub, "bob"); st.resp.StatusCode != http.StatusUnauthorized || st.resp.Header.Get("Content-Type") == "text/event-stream" {
+		t.Fatalf("no token: status %d, Content-Type %q; want 401 and no stream", st.resp.StatusCode, st.resp.Header.Get("Content-Type"))
+	}
+	bob := openSSE(t, s.sub, "bob", "Authorization", "Bearer "+userToken(t, "bob", "acme", ""))
+	if bob.resp.StatusCode != http.StatusOK {
+		t.Fatalf("bob's token: status %d", bob.resp.StatusCode)
+	}
+	waitReceiversAs(t, s.pub, "acme-key-0123456789", map[string]any{"scope": "PERSON", "to": "bob"}, 1)
+	if n, err := publishAs(t, s.pub, "acme-key-0123456789", map[string]any{"scope": "PERSON", "to": "bob", "text": "for bob over SSE"}); err != nil || n != 1 {
+		t.Fatalf("publish to bob: %d, %v", n, err)
+	}
+	if text, ok := bob.nextNotice(t, 10*time.Second); !ok || text != "for bob over SSE" {
+		t.Fatalf("bob got %q, %v", text, ok)
+	}
+
+	spy := openSSE(t, s.sub, "alice", "Authorization", "Bearer "+userToken(t, "bob", "acme", ""))
+	var events []sseEvent
+	for ended, deadline := false, time.After(10*time.Second); !ended; {
+		select {
+		case ev, open := <-spy.events:
+			ended = !open
+			if open && ev.Event != "" {
+				events = append(events, ev)
+			}
+		case <-deadline:
+			t.Fatalf("bob's token subscribing as alice: the stream is still open after 10s, with %+v", events)
+		}
+	}
+	if len(events) == 0 || events[0].Event != "next" || !strings.Contains(events[0].Data, "FORBIDDEN") || strings.Contains(events[0].Data, `"text"`) {
+		t.Fatalf("bob's token subscribing as alice: %+v; want a FORBIDDEN error and the stream ended", events)
+	}
+	if n, err := publishAs(t, s.pub, "acme-key-0123456789", map[string]any{"scope": "PERSON", "to": "alice", "text": "x"}); err != nil || n != 0 {
+		t.Fatalf("alice has %d receivers (%v) after a refused SSE subscription", n, err)
+	}
+}
