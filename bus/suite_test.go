@@ -88,10 +88,14 @@ func (in *inbox) got(ch wire.Channel) []string {
 }
 
 // instance is one sub instance's bus (with a Handler) or, with in nil, a
-// pub's publish-only bus.
-func instance(t *testing.T, d deployment, in *inbox) *bus.Redis {
+// pub's publish-only bus; edits change its configuration.
+func instance(t *testing.T, d deployment, in *inbox, edits ...func(*bus.Config)) *bus.Redis {
 	t.Helper()
-	return instanceWith(t, d, in, func(*bus.Config) {})
+	return instanceWith(t, d, in, func(c *bus.Config) {
+		for _, edit := range edits {
+			edit(c)
+		}
+	})
 }
 
 // instanceWith is instance with changes to its configuration.
@@ -144,7 +148,12 @@ func tryPublish(p bus.Publisher, ch wire.Channel, text string) (int, error) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitUpTo(t, 10*time.Second, what, cond)
+}
+
+func waitUpTo(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -1,7 +1,8 @@
 // Package compose_test checks docker-compose.yml and the Dockerfiles it
 // builds without Docker: the compose file through compose-go's loader
 // (which validates it against the compose spec), and each Dockerfile by
-// doing what its build stage does and running the binary it makes.
+// doing what its build stage and then its runtime stage do, and running
+// the image's ENTRYPOINT as its USER.
 package compose_test
 
 import (
@@ -126,8 +127,9 @@ func TestCompose(t *testing.T) {
 
 // TestDockerfileBuilds does what each Dockerfile's build stage does, checks
 // the binary is the service built as the Dockerfile says (static,
-// trimmed, stripped, without the workspace) and that it serves /readyz
-// against a real Redis.
+// trimmed, stripped, without the workspace), then does what the runtime
+// stage does and checks that the image's ENTRYPOINT, run as its USER,
+// serves /readyz against a real Redis.
 func TestDockerfileBuilds(t *testing.T) {
 	p := loadProject(t)
 	redis := startRedis(t)
@@ -157,7 +159,7 @@ func TestDockerfileBuilds(t *testing.T) {
 				t.Errorf("%s: no ENTRYPOINT", path)
 			}
 
-			image := t.TempDir()
+			image := t.TempDir() // the build stage's filesystem
 			emulate(t, build, path, s.Build.Context, image)
 			binary := filepath.Join(image, rt.binary)
 			assertStaticStripped(t, binary)
@@ -177,7 +179,10 @@ func TestDockerfileBuilds(t *testing.T) {
 					t.Errorf("binary built with %s=%q, want %q", k, settings[k], v)
 				}
 			}
-			serveReady(t, binary, "REDIS_URL="+redis)
+			// The runtime stage, replayed: the file COPY puts in the image is
+			// what ENTRYPOINT starts, as the image's USER, and it serves.
+			argv, imageEnv, cred := emulateRuntime(t, path, rt, image)
+			serveReady(t, argv, append(imageEnv, "REDIS_URL="+redis), cred)
 		})
 	}
 }

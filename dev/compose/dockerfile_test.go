@@ -26,9 +26,10 @@ import (
 
 // Docker is not available where the suite runs, so these tests read the
 // Dockerfiles themselves and do what their build stage does, step by
-// step, in a directory standing in for the image's filesystem. The
-// parser knows only the instructions our Dockerfiles use and fails on any
-// other, so that a change to a Dockerfile cannot slip past untested.
+// step, in a directory standing in for the build image's filesystem, then
+// what the runtime stage does (runtime_test.go) in another. The parser
+// knows only the instructions our Dockerfiles use and fails on any other,
+// so that a change to a Dockerfile cannot slip past untested.
 
 // instruction is one Dockerfile instruction, continuation lines joined.
 type instruction struct {
@@ -161,6 +162,8 @@ func (in instruction) env() map[string]string {
 // runtime is what the final stage says about the image it makes.
 type runtime struct {
 	binary     string // path in the build stage, copied into the image
+	dest       string // where COPY puts it in the image (a directory if it ends in /)
+	user       string // USER: uid[:gid]
 	entrypoint []string
 	env        map[string]string
 	expose     []int
@@ -177,7 +180,12 @@ func (df dockerfile) runtime(t *testing.T) (buildStage string, rt runtime) {
 				t.Fatalf("%s:%d: the runtime stage should copy only the built binary", df.path, in.line)
 			}
 			w := strings.Fields(in.args)
-			buildStage, rt.binary = from, w[0]
+			if len(w) != 2 || rt.binary != "" {
+				t.Fatalf("%s:%d: the runtime stage should copy one file, the built binary, once", df.path, in.line)
+			}
+			buildStage, rt.binary, rt.dest = from, w[0], w[1]
+		case "USER":
+			rt.user = in.args
 		case "ENTRYPOINT":
 			if err := json.Unmarshal([]byte(in.args), &rt.entrypoint); err != nil {
 				t.Fatalf("%s:%d: ENTRYPOINT should be the exec (JSON) form: %v", df.path, in.line, err)
@@ -194,6 +202,8 @@ func (df dockerfile) runtime(t *testing.T) (buildStage string, rt runtime) {
 				}
 				rt.expose = append(rt.expose, p)
 			}
+		default:
+			t.Fatalf("%s:%d: %s in the runtime stage: teach this test", df.path, in.line, in.cmd)
 		}
 	}
 	if rt.binary == "" {
@@ -388,17 +398,21 @@ func assertStaticStripped(t *testing.T, path string) {
 // startRedis runs a throwaway redis-server on a free port.
 func startRedis(t *testing.T) string { return harness.StartRedis(t).Addr }
 
-// serveReady runs binary with env until it answers /readyz, then stops it
-// with SIGTERM and expects a clean exit.
-func serveReady(t *testing.T, binary string, env ...string) {
+// serveReady runs argv with exactly env (and PORT), as uid/gid when cred
+// is set, until it answers /readyz — checking, while it runs, that it runs
+// as that user — then stops it with SIGTERM and expects a clean exit.
+func serveReady(t *testing.T, argv, env []string, cred *syscall.Credential) {
 	t.Helper()
 	port := freePort(t)
-	cmd := exec.Command(binary)
-	cmd.Env = append(os.Environ(), append(env, "PORT="+strconv.Itoa(port))...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(env, "PORT="+strconv.Itoa(port))
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	var log strings.Builder
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		t.Fatalf("start %s (the image's ENTRYPOINT): %v", argv[0], err)
 	}
 	var waitErr error
 	exited := make(chan struct{}) // closed once waitErr is set
@@ -407,7 +421,7 @@ func serveReady(t *testing.T, binary string, env ...string) {
 		if t.Failed() {
 			_ = cmd.Process.Kill()
 			<-exited
-			t.Logf("%s's log:\n%s", filepath.Base(binary), log.String())
+			t.Logf("%s's log:\n%s", filepath.Base(argv[0]), log.String())
 		}
 	}()
 
@@ -429,6 +443,11 @@ func serveReady(t *testing.T, binary string, env ...string) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: no 200 within 20s (last: %v)", url, err)
+		}
+	}
+	if cred != nil {
+		if uid, gid := processIDs(t, cmd.Process.Pid); uid != cred.Uid || gid != cred.Gid {
+			t.Errorf("runs as %d:%d, want the image's USER %d:%d", uid, gid, cred.Uid, cred.Gid)
 		}
 	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)

@@ -108,8 +108,8 @@ func TestJWTIdentityAndTenantIsolation(t *testing.T) {
 	if n, err := publishAs(t, s.pub, "globex-key-0123456789", map[string]any{"scope": "PERSON", "to": "bob", "text": "globex only"}); err != nil || n != 1 {
 		t.Fatalf("globex publish: %d, %v", n, err)
 	}
-	expectNotice(t, acmeBob, "acme only")
-	expectNotice(t, globexBob, "globex only")
+	expectScope(t, expectNotice(t, acmeBob, "acme only"), "PERSON")
+	expectScope(t, expectNotice(t, globexBob, "globex only"), "PERSON")
 	expectSilence(t, acmeBob, 300*time.Millisecond)
 	expectSilence(t, globexBob, 10*time.Millisecond)
 
@@ -125,9 +125,7 @@ func TestJWTIdentityAndTenantIsolation(t *testing.T) {
 		t.Fatalf("public publish: %d, %v", n, err)
 	}
 	for _, c := range []*gqlws.Client{acmeBob, globexBob} {
-		if n := expectNotice(t, c, "to all"); n.Scope != "" && n.Scope != "PUBLIC" {
-			t.Fatalf("scope %q", n.Scope)
-		}
+		expectScope(t, expectNotice(t, c, "to all"), "PUBLIC")
 	}
 	// Without credentials pub answers 401.
 	r, err := s.pub.Post("/query", sendMutation, map[string]any{"to": "bob", "text": "anon"})
@@ -145,8 +143,17 @@ func TestJWTIdentityAndTenantIsolation(t *testing.T) {
 	if err != nil || len(r.Errors) > 0 {
 		t.Fatalf("publisher token: %+v, %v", r, err)
 	}
-	expectNotice(t, acmeBob, "from billing")
+	expectScope(t, expectNotice(t, acmeBob, "from billing"), "PERSON")
 	expectSilence(t, globexBob, 300*time.Millisecond)
+}
+
+// expectScope checks the scope a notice arrived with: the subscription
+// selects it (gqlws asks for every field), so an empty one is a failure too.
+func expectScope(t *testing.T, n gqlws.Notification, want string) {
+	t.Helper()
+	if n.Scope != want {
+		t.Fatalf("notice %q arrived with scope %q, want %s", n.Text, n.Scope, want)
+	}
 }
 
 // 3. Names built to collide or inject are rejected or kept distinct, and
@@ -175,7 +182,7 @@ func TestHostileNamesStayDistinct(t *testing.T) {
 		if n, err := publishAs(t, s.pub, platformKey, map[string]any{"scope": "PERSON", "to": w.user, "tenant": w.tenant, "text": text}); err != nil || n != 1 {
 			t.Fatalf("%s: receivedUsers %d, %v", text, n, err)
 		}
-		expectNotice(t, clients[w], text)
+		expectScope(t, expectNotice(t, clients[w], text), "PERSON")
 	}
 	for _, w := range all {
 		expectSilence(t, clients[w], 20*time.Millisecond)
@@ -407,7 +414,9 @@ func TestRandomizedIsolation(t *testing.T) {
 	for i := range want {
 		want[i] = map[string]bool{}
 	}
+	scopeOf := map[string]string{} // text → the scope it was published to
 	for _, n := range plan {
+		scopeOf[n.input["text"].(string)] = n.input["scope"].(string)
 		for _, i := range n.to {
 			want[i][n.input["text"].(string)] = true
 		}
@@ -427,6 +436,10 @@ func TestRandomizedIsolation(t *testing.T) {
 				}
 				if !want[i][n.Text] || got[i][n.Text] {
 					t.Errorf("member %+v got %q: a leak or a duplicate", members[i], n.Text)
+					return
+				}
+				if n.Scope != scopeOf[n.Text] {
+					t.Errorf("member %+v got %q with scope %q, published to %s", members[i], n.Text, n.Scope, scopeOf[n.Text])
 					return
 				}
 				got[i][n.Text] = true
@@ -495,9 +508,18 @@ func TestTokenSources(t *testing.T) {
 	resp.Body.Close()
 }
 
-// Introspection and the Playground can be switched off.
+// Introspection and the Playground can be switched off. Switched off,
+// introspection is refused as such (FORBIDDEN, saying why), not as an
+// internal error; switched on, the same query answers the schema.
 func TestPlaygroundAndIntrospectionSwitches(t *testing.T) {
 	r := harness.StartRedis(t)
+	const introspect = `{ __schema { queryType { name } } }`
+	for _, on := range []*harness.Service{harness.StartPub(t, r), harness.StartSub(t, r)} {
+		q, err := on.Post("/graphql", introspect, nil)
+		if err != nil || len(q.Errors) > 0 || !strings.Contains(string(q.Data), `"queryType":{"name":"Query"}`) {
+			t.Errorf("%s: introspection with the default INTROSPECTION=true: %+v %v", on.Name, q, err)
+		}
+	}
 	for _, svc := range []*harness.Service{
 		harness.StartPub(t, r, "PLAYGROUND=false", "INTROSPECTION=false"),
 		harness.StartSub(t, r, "PLAYGROUND=false", "INTROSPECTION=false"),
@@ -510,10 +532,18 @@ func TestPlaygroundAndIntrospectionSwitches(t *testing.T) {
 		if resp.StatusCode != http.StatusNotFound {
 			t.Errorf("%s: Playground answered %d with PLAYGROUND=false", svc.Name, resp.StatusCode)
 		}
-		path := "/graphql"
-		q, err := svc.Post(path, `{ __schema { types { name } } }`, nil)
-		if err != nil || len(q.Errors) == 0 {
-			t.Errorf("%s: introspection allowed with INTROSPECTION=false: %+v %v", svc.Name, q, err)
+		for _, query := range []string{introspect, `{ __type(name: "Query") { name } }`} {
+			q, err := svc.Post("/graphql", query, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(q.Errors) != 1 || q.Errors[0].Extensions["code"] != "FORBIDDEN" ||
+				!strings.Contains(q.Errors[0].Message, "introspection is disabled") || strings.Contains(string(q.Data), `"name"`) {
+				t.Errorf("%s: %s with INTROSPECTION=false: %+v (data %s); want one FORBIDDEN error saying introspection is disabled, and no schema", svc.Name, query, q, q.Data)
+			}
+		}
+		if strings.Contains(svc.Log(), "request failed") {
+			t.Errorf("%s logged a refused introspection as a failure:\n%s", svc.Name, svc.Log())
 		}
 	}
 }

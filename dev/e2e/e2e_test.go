@@ -122,8 +122,8 @@ func TestNoticeReachesOnlyItsRecipient(t *testing.T) {
 	}
 	after := time.Now().Unix()
 	n := expectNotice(t, bob, "your order shipped")
-	if n.Timestamp < before || n.Timestamp > after || n.ID == "" {
-		t.Fatalf("notice %+v: timestamp outside [%d, %d] or no id", n, before, after)
+	if n.Timestamp < before || n.Timestamp > after || n.ID == "" || n.Scope != "PERSON" {
+		t.Fatalf("notice %+v: timestamp outside [%d, %d], no id, or scope not PERSON", n, before, after)
 	}
 	expectSilence(t, alice, 500*time.Millisecond)
 	if got := metric(t, s.pub, "oshirase_pub_published_total"); got < 3 { // probes and the notice
@@ -153,8 +153,10 @@ func TestOneCopyPerSubscriptionAndLiveCounts(t *testing.T) {
 			if got := send(t, s.pub, "bob", "two tabs"); got != 2 {
 				t.Fatalf("receivedUsers = %d, want 2", got)
 			}
-			expectNotice(t, tab1, "two tabs")
-			expectNotice(t, tab2, "two tabs")
+			n1, n2 := expectNotice(t, tab1, "two tabs"), expectNotice(t, tab2, "two tabs")
+			if n1 != n2 {
+				t.Fatalf("the two tabs got %+v and %+v; want the same notice (id, timestamp stamped once at publish)", n1, n2)
+			}
 			expectSilence(t, tab1, 300*time.Millisecond)
 			expectSilence(t, tab2, 10*time.Millisecond)
 			expectSilence(t, alice, 10*time.Millisecond)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -134,17 +135,23 @@ func TestSSEDelivers(t *testing.T) {
 		t.Fatalf("got %q, %v; want the notice", text, ok)
 	}
 
-	start := time.Now()
-	for ev := range st.events {
-		if ev.Comment == "ping" {
-			break
+	// Idle, the stream stays open and carries ": ping" comments, again and
+	// again: three within 5s at KEEPALIVE_INTERVAL=200ms.
+	deadline := time.After(5 * time.Second)
+	for pings := 0; pings < 3; {
+		select {
+		case ev, open := <-st.events:
+			switch {
+			case !open:
+				t.Fatalf("the idle stream ended after %d keep-alive comments; want it kept open with pings", pings)
+			case ev.Comment == "ping":
+				pings++
+			case ev.Event != "" || ev.Comment != "":
+				t.Fatalf("unexpected %+v while idle", ev)
+			}
+		case <-deadline:
+			t.Fatalf("%d keep-alive comments within 5s of an idle stream; want 3 at KEEPALIVE_INTERVAL=200ms", pings)
 		}
-		if ev.Event != "" {
-			t.Fatalf("unexpected event %+v while idle", ev)
-		}
-	}
-	if waited := time.Since(start); waited > 5*time.Second {
-		t.Fatalf("no keep-alive comment within %s", waited)
 	}
 
 	st.Close()
@@ -199,8 +206,58 @@ func TestSSELimits(t *testing.T) {
 	}
 	s.pub.WaitReceivers("heidi", 1)
 
+	// A request over READ_LIMIT is refused as the client's fault (a 4xx,
+	// 413 where it says why), with a GraphQL error code in the body, never
+	// streamed, never answered 200 or as a server fault, and without the
+	// request echoed back.
 	big := openSSE(t, s.sub, strings.Repeat("x", 4<<10))
-	if big.resp.Header.Get("Content-Type") == "text/event-stream" {
-		t.Fatal("a request over READ_LIMIT was streamed")
+	body, _ := io.ReadAll(io.LimitReader(big.resp.Body, 64<<10))
+	var answer harness.GraphQLResponse
+	_ = json.Unmarshal(body, &answer)
+	if status := big.resp.StatusCode; status/100 != 4 || big.resp.Header.Get("Content-Type") == "text/event-stream" ||
+		len(answer.Errors) == 0 || answer.Errors[0].Extensions["code"] == nil || bytes.Contains(body, []byte("xxxxxxxx")) {
+		t.Fatalf("a request over READ_LIMIT: status %d, Content-Type %q, body %.300s; want a 4xx with a GraphQL error code, not echoing the request",
+			status, big.resp.Header.Get("Content-Type"), body)
+	}
+}
+
+// SSE takes the same credentials as WebSocket and POST: none gets 401 and
+// no stream; a user's token streams that user's notices; subscribing as
+// another user is refused with FORBIDDEN and makes no subscription.
+func TestSSEAuth(t *testing.T) {
+	s := jwtStack(t)
+	if st := openSSE(t, s.sub, "bob"); st.resp.StatusCode != http.StatusUnauthorized || st.resp.Header.Get("Content-Type") == "text/event-stream" {
+		t.Fatalf("no token: status %d, Content-Type %q; want 401 and no stream", st.resp.StatusCode, st.resp.Header.Get("Content-Type"))
+	}
+	bob := openSSE(t, s.sub, "bob", "Authorization", "Bearer "+userToken(t, "bob", "acme", ""))
+	if bob.resp.StatusCode != http.StatusOK {
+		t.Fatalf("bob's token: status %d", bob.resp.StatusCode)
+	}
+	waitReceiversAs(t, s.pub, "acme-key-0123456789", map[string]any{"scope": "PERSON", "to": "bob"}, 1)
+	if n, err := publishAs(t, s.pub, "acme-key-0123456789", map[string]any{"scope": "PERSON", "to": "bob", "text": "for bob over SSE"}); err != nil || n != 1 {
+		t.Fatalf("publish to bob: %d, %v", n, err)
+	}
+	if text, ok := bob.nextNotice(t, 10*time.Second); !ok || text != "for bob over SSE" {
+		t.Fatalf("bob got %q, %v", text, ok)
+	}
+
+	spy := openSSE(t, s.sub, "alice", "Authorization", "Bearer "+userToken(t, "bob", "acme", ""))
+	var events []sseEvent
+	for ended, deadline := false, time.After(10*time.Second); !ended; {
+		select {
+		case ev, open := <-spy.events:
+			ended = !open
+			if open && ev.Event != "" {
+				events = append(events, ev)
+			}
+		case <-deadline:
+			t.Fatalf("bob's token subscribing as alice: the stream is still open after 10s, with %+v", events)
+		}
+	}
+	if len(events) == 0 || events[0].Event != "next" || !strings.Contains(events[0].Data, "FORBIDDEN") || strings.Contains(events[0].Data, `"text"`) {
+		t.Fatalf("bob's token subscribing as alice: %+v; want a FORBIDDEN error and the stream ended", events)
+	}
+	if n, err := publishAs(t, s.pub, "acme-key-0123456789", map[string]any{"scope": "PERSON", "to": "alice", "text": "x"}); err != nil || n != 0 {
+		t.Fatalf("alice has %d receivers (%v) after a refused SSE subscription", n, err)
 	}
 }

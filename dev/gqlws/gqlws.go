@@ -46,10 +46,15 @@ type Client struct {
 	closed    chan struct{}
 }
 
+// handshakeTimeout bounds the WebSocket handshake and, in Connect, the wait
+// for connection_ack: generous, for tests that open many connections at
+// once on a loaded machine; a server that never answers still fails them.
+const handshakeTimeout = 30 * time.Second
+
 // Dial connects with protocol and header (may be nil) without sending
 // anything.
 func Dial(url, protocol string, header http.Header) (*Client, *http.Response, error) {
-	d := websocket.Dialer{Subprotocols: []string{protocol}, HandshakeTimeout: 10 * time.Second}
+	d := websocket.Dialer{Subprotocols: []string{protocol}, HandshakeTimeout: handshakeTimeout}
 	conn, resp, err := d.Dial(url, header)
 	if err != nil {
 		return nil, resp, err
@@ -66,11 +71,13 @@ func Connect(url, protocol string, initPayload any) (*Client, error) {
 		return nil, err
 	}
 	if err := c.Send(Msg{Type: "connection_init", Payload: mustJSON(initPayload)}); err != nil {
+		c.Close()
 		return nil, err
 	}
 	for {
-		m, err := c.Next(10 * time.Second)
+		m, err := c.Next(handshakeTimeout)
 		if err != nil {
+			c.Close()
 			return nil, err
 		}
 		switch m.Type {
@@ -78,6 +85,7 @@ func Connect(url, protocol string, initPayload any) (*Client, error) {
 			return c, nil
 		case "ka":
 		default:
+			c.Close()
 			return nil, fmt.Errorf("gqlws: expected connection_ack, got %s %s", m.Type, m.Payload)
 		}
 	}
@@ -136,14 +144,15 @@ func (c *Client) SendRaw(s string) error {
 	return c.Conn.WriteMessage(websocket.TextMessage, []byte(s))
 }
 
-// Subscribe starts onNotificationReceived(userName) under id.
+// Subscribe starts onNotificationReceived(userName) under id, selecting
+// every field of Notification.
 func (c *Client) Subscribe(id, userName string) error {
 	t := "subscribe"
 	if c.Protocol == LegacyWS {
 		t = "start"
 	}
 	return c.Send(Msg{ID: id, Type: t, Payload: mustJSON(map[string]any{
-		"query":     `subscription($u:String!){onNotificationReceived(userName:$u){id text timestamp}}`,
+		"query":     `subscription($u:String!){onNotificationReceived(userName:$u){id text timestamp scope}}`,
 		"variables": map[string]any{"u": userName},
 	})})
 }

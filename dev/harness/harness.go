@@ -101,11 +101,18 @@ func StartPub(tb testing.TB, r *Redis, env ...string) *Service {
 	return start(tb, "pub", bin, r, env)
 }
 
+// SubCountTTL is the COUNT_TTL tests run sub with unless they set their
+// own: its periodic count refresh (every COUNT_TTL/3, 200s) is far beyond
+// any wait of a test, so a count a test waits for was written by the
+// mechanism under test — a subscribe, an unsubscribe, the rewrite after a
+// Redis restart — never by the refresh covering for it.
+const SubCountTTL = 10 * time.Minute
+
 // StartSub starts sub against r with extra environment KEY=VALUE pairs.
 func StartSub(tb testing.TB, r *Redis, env ...string) *Service {
 	tb.Helper()
 	_, bin := Binaries(tb)
-	return start(tb, "sub", bin, r, env)
+	return start(tb, "sub", bin, r, append([]string{fmt.Sprint("COUNT_TTL=", SubCountTTL)}, env...))
 }
 
 func start(tb testing.TB, name, bin string, r *Redis, env []string) *Service {
@@ -284,10 +291,17 @@ func (s *Service) Send(to, text string) (int, error) {
 }
 
 // WaitReceivers sends probe notices ("probe:…") to user until n live
-// subscriptions receive one. Clients under test ignore probe texts.
+// subscriptions receive one, for up to 20s (far less than the count
+// refresh of SubCountTTL). Clients under test ignore probe texts.
 func (s *Service) WaitReceivers(user string, n int) {
 	s.tb.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	s.WaitReceiversWithin(user, n, 20*time.Second)
+}
+
+// WaitReceiversWithin is WaitReceivers with its own timeout.
+func (s *Service) WaitReceiversWithin(user string, n int, timeout time.Duration) {
+	s.tb.Helper()
+	deadline := time.Now().Add(timeout)
 	last := -1
 	for time.Now().Before(deadline) {
 		got, err := s.Send(user, "probe:"+user)
@@ -297,5 +311,5 @@ func (s *Service) WaitReceivers(user string, n int) {
 		last = got
 		time.Sleep(20 * time.Millisecond)
 	}
-	s.tb.Fatalf("receivedUsers for %q stayed %d, want %d", user, last, n)
+	s.tb.Fatalf("receivedUsers for %q stayed %d for %s, want %d", user, last, timeout, n)
 }

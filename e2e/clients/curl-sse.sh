@@ -8,5 +8,5 @@ user="${2:-alice}"
 exec curl --no-buffer --silent --show-error --fail \
   -H 'Content-Type: application/json' \
   -H 'Accept: text/event-stream' \
-  --data "{\"query\":\"subscription(\$u:String!){onNotificationReceived(userName:\$u){id text timestamp}}\",\"variables\":{\"u\":\"$user\"}}" \
+  --data "{\"query\":\"subscription(\$u:String!){onNotificationReceived(userName:\$u){id text timestamp scope}}\",\"variables\":{\"u\":\"$user\"}}" \
   "$url"

@@ -6,7 +6,7 @@ import { createClient } from 'graphql-sse';
 
 const ON_NOTIFICATION = /* GraphQL */ `
   subscription OnNotification($userName: String!) {
-    onNotificationReceived(userName: $userName) { id text timestamp }
+    onNotificationReceived(userName: $userName) { id text timestamp scope }
   }
 `;
 
@@ -15,7 +15,8 @@ export function createNotificationsClient(url, options = {}) {
   return createClient({ url, ...options });
 }
 
-// Calls onNotice({ id, text, timestamp }) for every notice to userName.
+// Calls onNotice({ id, text, timestamp, scope }) for every notice to userName
+// (scope: PERSON, STORE, COMPANY or PUBLIC — whom it was sent to).
 // Returns a function that ends the subscription (and its request).
 export function subscribeToNotices(client, userName, onNotice, onError = console.error) {
   return client.subscribe(

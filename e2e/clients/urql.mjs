@@ -6,7 +6,7 @@ import WebSocket from 'ws';
 
 const ON_NOTIFICATION = gql`
   subscription OnNotification($userName: String!) {
-    onNotificationReceived(userName: $userName) { id text timestamp }
+    onNotificationReceived(userName: $userName) { id text timestamp scope }
   }
 `;
 
@@ -38,7 +38,8 @@ export function createNotificationsClient({ pubUrl, subUrl }) {
   });
 }
 
-// Calls onNotice({ id, text, timestamp }) for every notice to userName.
+// Calls onNotice({ id, text, timestamp, scope }) for every notice to userName
+// (scope: PERSON, STORE, COMPANY or PUBLIC — whom it was sent to).
 // Returns a function that ends the subscription.
 export function subscribeToNotices(client, userName, onNotice, onError = console.error) {
   const { unsubscribe } = client

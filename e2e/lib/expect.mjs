@@ -3,11 +3,13 @@ import assert from 'node:assert/strict';
 
 /**
  * A delivered notice has the text that was sent, the id that pub answered
- * with, and a timestamp in unix seconds stamped at publish time (so within a
- * few seconds of now; milliseconds would be far off).
+ * with, the scope it was sent to (sendNotification: PERSON), and a
+ * timestamp in unix seconds stamped at publish time (so within a few
+ * seconds of now; milliseconds would be far off).
  */
-export function assertFreshNotice(notice, { text, id }) {
+export function assertFreshNotice(notice, { text, id, scope = 'PERSON' }) {
   assert.equal(notice.text, text, 'text');
+  assert.equal(notice.scope, scope, `scope of ${JSON.stringify(notice)}`);
   assert.equal(typeof notice.id, 'string', `id should be a string: ${JSON.stringify(notice)}`);
   assert.ok(notice.id.length > 0, 'id should not be empty');
   if (id !== undefined) assert.equal(notice.id, id, 'id should be the one sendNotification answered');

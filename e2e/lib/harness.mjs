@@ -184,7 +184,10 @@ export async function startStack({ name = `stack-${process.pid}`, pubEnv = {}, s
     const redisUrl = `redis://127.0.0.1:${stack.redisPort}`;
     stack.redisUrl = redisUrl;
     stack.pub = new Service('pub', path.join(BIN_DIR, 'pub'), [], { PORT: String(pubPort), REDIS_URL: redisUrl, ...pubEnv }, logDir);
-    stack.sub = new Service('sub', path.join(BIN_DIR, 'sub'), [], { PORT: String(subPort), REDIS_URL: redisUrl, ...subEnv }, logDir);
+    // COUNT_TTL=10m puts sub's periodic count refresh (every COUNT_TTL/3)
+    // far beyond any wait here, so waitForSubscribers sees counts written
+    // when a subscription starts or ends, never the refresh covering for them.
+    stack.sub = new Service('sub', path.join(BIN_DIR, 'sub'), [], { PORT: String(subPort), REDIS_URL: redisUrl, COUNT_TTL: '10m', ...subEnv }, logDir);
     stack.pubUrl = `http://127.0.0.1:${pubPort}`;
     stack.subUrl = `http://127.0.0.1:${subPort}`;
     stack.subWsUrl = `ws://127.0.0.1:${subPort}/graphql`;

@@ -40,7 +40,8 @@ type Config struct {
 	// Audience, when set, must be among the token's aud. Empty means aud is
 	// not checked.
 	Audience string
-	// Leeway is the clock skew allowed on exp, nbf and iat. Zero means 30s.
+	// Leeway is the clock skew allowed on exp, nbf and iat. Zero means 30s;
+	// NoLeeway means none (exp, nbf and iat are checked to the second).
 	Leeway time.Duration
 
 	// UserClaim names the claim holding the user id. Empty means "sub".
@@ -82,6 +83,10 @@ const (
 	defaultHTTPTimeout    = 10 * time.Second
 )
 
+// NoLeeway, as Config.Leeway, allows no clock skew at all. (A zero Leeway
+// means the default, as every zero field of Config does.)
+const NoLeeway time.Duration = -1
+
 // withDefaults returns c with zero fields filled and reports configuration
 // mistakes.
 func (c Config) withDefaults() (Config, error) {
@@ -100,7 +105,7 @@ func (c Config) withDefaults() (Config, error) {
 			return c, fmt.Errorf("auth: JWKS URL %q is not an http(s) URL", c.JWKSURL)
 		}
 	}
-	if c.Leeway < 0 || c.JWKSRefresh < 0 || c.JWKSRefetchMin < 0 {
+	if c.Leeway < 0 && c.Leeway != NoLeeway || c.JWKSRefresh < 0 || c.JWKSRefetchMin < 0 {
 		return c, errors.New("auth: Leeway, JWKSRefresh and JWKSRefetchMin must not be negative")
 	}
 	def := func(d *time.Duration, v time.Duration) {
@@ -111,6 +116,9 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.JWKSRefresh, DefaultJWKSRefresh)
 	def(&c.JWKSRefetchMin, DefaultJWKSRefetchMin)
 	def(&c.Leeway, DefaultLeeway)
+	if c.Leeway == NoLeeway {
+		c.Leeway = 0
+	}
 	str := func(s *string, v string) {
 		if *s == "" {
 			*s = v

@@ -18,10 +18,10 @@ import (
 //
 // and optionally, unset meaning the Config default:
 //
-//	JWT_JWKS_REFRESH     duration, default 5m
+//	JWT_JWKS_REFRESH     duration > 0, default 5m
 //	JWT_ISSUER           required iss, default unchecked
 //	JWT_AUDIENCE         required aud, default unchecked
-//	JWT_LEEWAY           duration, default 30s
+//	JWT_LEEWAY           duration, default 30s; 0s means no leeway
 //	JWT_CLAIM_USER       default sub
 //	JWT_CLAIM_TENANT     default tenant
 //	JWT_CLAIM_STORE      default store
@@ -66,16 +66,25 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		cfg.PublicKeyPEM = b
 	}
-	for name, d := range map[string]*time.Duration{"JWT_JWKS_REFRESH": &cfg.JWKSRefresh, "JWT_LEEWAY": &cfg.Leeway} {
-		s := get(name)
-		if s == "" {
-			continue
+	// A zero in Config means "the default"; a zero the operator wrote means
+	// zero. So JWT_LEEWAY=0s becomes NoLeeway, and a zero refresh interval,
+	// which means nothing, is refused rather than silently made 5m.
+	if s := get("JWT_JWKS_REFRESH"); s != "" {
+		v, err := time.ParseDuration(s)
+		if err != nil || v <= 0 {
+			return Config{}, fmt.Errorf("auth: JWT_JWKS_REFRESH=%q: want a positive duration such as 5m", s)
 		}
+		cfg.JWKSRefresh = v
+	}
+	if s := get("JWT_LEEWAY"); s != "" {
 		v, err := time.ParseDuration(s)
 		if err != nil || v < 0 {
-			return Config{}, fmt.Errorf("auth: %s=%q: want a duration such as 30s or 5m", name, s)
+			return Config{}, fmt.Errorf("auth: JWT_LEEWAY=%q: want a duration such as 30s, or 0s for none", s)
 		}
-		*d = v
+		cfg.Leeway = v
+		if v == 0 {
+			cfg.Leeway = NoLeeway
+		}
 	}
 	return cfg, nil
 }

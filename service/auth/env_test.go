@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/oshirase/oshirase/service/auth"
+	"github.com/oshirase/oshirase/service/auth/authtest"
 )
 
 func TestConfigFromEnv(t *testing.T) {
@@ -52,10 +53,49 @@ func TestConfigFromEnv(t *testing.T) {
 		{env("JWT_PUBLIC_KEY_FILE", filepath.Join(t.TempDir(), "missing.pem")), "JWT_PUBLIC_KEY_FILE"},
 		{env("JWT_SECRET", "x", "JWT_LEEWAY", "30"), `JWT_LEEWAY="30"`},
 		{env("JWT_SECRET", "x", "JWT_JWKS_REFRESH", "-1m"), `JWT_JWKS_REFRESH="-1m"`},
+		{env("JWT_SECRET", "x", "JWT_JWKS_REFRESH", "0s"), `JWT_JWKS_REFRESH="0s": want a positive duration`},
+		{env("JWT_SECRET", "x", "JWT_LEEWAY", "-1s"), `JWT_LEEWAY="-1s"`},
 	}
 	for _, tt := range errs {
 		if _, err := auth.ConfigFromEnv(tt.env); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("err = %v, want %q", err, tt.want)
+		}
+	}
+}
+
+// JWT_LEEWAY=0s means no leeway at all, not the 30s default that a zero
+// Config.Leeway stands for; unset means the default.
+func TestConfigFromEnvZeroLeeway(t *testing.T) {
+	k := getKeys(t)
+	secret := string(k.hmac.Public.([]byte))
+	expiredBy := func(d time.Duration) string {
+		return k.hmac.Sign(t, user(authtest.Claims("bob", "acme", time.Hour), set("exp", time.Now().Add(-d).Unix())))
+	}
+	notYet := k.hmac.Sign(t, user(authtest.Claims("bob", "acme", time.Hour), set("nbf", time.Now().Add(5*time.Second).Unix())))
+	for _, tt := range []struct {
+		leeway string
+		accept bool // a token 5s past exp, or 5s before nbf
+	}{
+		{"", true}, {"30s", true}, {"0s", false}, {"0", false}, {"1s", false},
+	} {
+		cfg, err := auth.ConfigFromEnv(func(name string) string {
+			return map[string]string{"JWT_SECRET": secret, "JWT_LEEWAY": tt.leeway}[name]
+		})
+		if err != nil {
+			t.Fatalf("JWT_LEEWAY=%q: %v", tt.leeway, err)
+		}
+		v := newVerifier(t, cfg)
+		for name, tok := range map[string]string{"expired 5s ago": expiredBy(5 * time.Second), "nbf in 5s": notYet} {
+			_, err := v.Verify(t.Context(), tok)
+			if tt.accept && err != nil {
+				t.Errorf("JWT_LEEWAY=%q: a token %s refused (%v); want it within the leeway", tt.leeway, name, err)
+			}
+			if !tt.accept && err == nil {
+				t.Errorf("JWT_LEEWAY=%q: a token %s accepted; want no leeway beyond %q", tt.leeway, name, tt.leeway)
+			}
+		}
+		if _, err := v.Verify(t.Context(), k.hmac.Sign(t, authtest.Claims("bob", "acme", time.Hour))); err != nil {
+			t.Errorf("JWT_LEEWAY=%q: a valid token refused: %v", tt.leeway, err)
 		}
 	}
 }

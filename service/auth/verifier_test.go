@@ -130,6 +130,10 @@ func TestVerifyRejects(t *testing.T) {
 		{"expired", hsCfg, k.hmac.Sign(t, user(ok(), set("exp", time.Now().Add(-time.Minute).Unix()))), "token expired"},
 		{"expired beyond custom leeway", auth.Config{HMACSecret: k.hmac.Public.([]byte), Leeway: time.Second},
 			k.hmac.Sign(t, user(ok(), set("exp", time.Now().Add(-10*time.Second).Unix()))), "token expired"},
+		{"expired, no leeway", auth.Config{HMACSecret: k.hmac.Public.([]byte), Leeway: auth.NoLeeway},
+			k.hmac.Sign(t, user(ok(), set("exp", time.Now().Add(-2*time.Second).Unix()))), "token expired"},
+		{"not yet valid, no leeway", auth.Config{HMACSecret: k.hmac.Public.([]byte), Leeway: auth.NoLeeway},
+			k.hmac.Sign(t, user(ok(), set("nbf", time.Now().Add(2*time.Second).Unix()))), "token not valid yet"},
 		{"not yet valid", hsCfg, k.hmac.Sign(t, user(ok(), set("nbf", time.Now().Add(hour).Unix()))), "token not valid yet"},
 		{"issued in the future", hsCfg, k.hmac.Sign(t, user(ok(), set("iat", time.Now().Add(hour).Unix()))), "token issued in the future"},
 		{"missing exp", hsCfg, k.hmac.Sign(t, user(ok(), del("exp"))), "exp claim missing"},
@@ -289,6 +293,7 @@ func TestNewVerifierConfigErrors(t *testing.T) {
 		{"unknown block", auth.Config{PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "DH PARAMETERS", Bytes: rsaBlock.Bytes})}, "unsupported PEM block"},
 		{"JWKS URL not http", auth.Config{JWKSURL: "file:///etc/passwd"}, "not an http(s) URL"},
 		{"negative leeway", auth.Config{HMACSecret: []byte("x"), Leeway: -time.Second}, "must not be negative"},
+		{"negative leeway other than NoLeeway", auth.Config{HMACSecret: []byte("x"), Leeway: auth.NoLeeway - 1}, "must not be negative"},
 		{"same roles", auth.Config{HMACSecret: []byte("x"), PublisherRole: "svc", PlatformRole: "svc"}, "both"},
 	}
 	for _, tt := range tests {

@@ -65,6 +65,12 @@ func ErrorFor(ctx context.Context, err error, log *slog.Logger) *gqlerror.Error 
 	// position and path that gqlgen's wrapper adds to its Error().
 	e := graphql.DefaultErrorPresenter(ctx, err)
 	switch {
+	case introspectionDisabled(err):
+		// A request for the schema while INTROSPECTION=false: the caller's
+		// doing, not a fault, so neither INTERNAL nor an error log line
+		// per probe.
+		e.Message = "introspection is disabled on this server"
+		e.Extensions = map[string]any{"code": errkind.CodeForbidden}
 	case errors.Is(err, errkind.ErrBadInput), errors.Is(err, wire.ErrInvalidName):
 		e.Extensions = map[string]any{"code": errkind.CodeBadUserInput}
 	case errors.Is(err, auth.ErrUnauthenticated):
@@ -84,6 +90,20 @@ func ErrorFor(ctx context.Context, err error, log *slog.Logger) *gqlerror.Error 
 		e.Extensions = map[string]any{"code": errkind.CodeInternal}
 	}
 	return e
+}
+
+// errIntrospectionDisabled is the text of the plain error gqlgen's
+// __schema and __type resolvers return without extension.Introspection;
+// gqlgen exports no value to compare with. (dev/e2e fails if it changes.)
+const errIntrospectionDisabled = "introspection disabled"
+
+func introspectionDisabled(err error) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if err.Error() == errIntrospectionDisabled {
+			return true
+		}
+	}
+	return false
 }
 
 // clip shortens s to at most max bytes, on a rune boundary, marking the cut.

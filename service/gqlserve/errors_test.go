@@ -41,6 +41,10 @@ func TestErrorForGivesEveryErrorACode(t *testing.T) {
 		{"unavailable", fmt.Errorf("publisher: redis 10.0.0.7:6379: %w", errkind.ErrUnavailable), errkind.CodeUnavailable, "retry", "10.0.0.7"},
 		{"anything else", errors.New("dial tcp 10.0.0.7:6379: refused"), errkind.CodeInternal, "internal error", "10.0.0.7"},
 		{"wrapped by gqlgen", wrapped(fmt.Errorf("%w: to is empty", errkind.ErrBadInput)), errkind.CodeBadUserInput, "to is empty", "sendNotification"},
+		// gqlgen's answer to __schema or __type without introspection,
+		// wrapped as the executor hands it over.
+		{"introspection switched off", gqlerror.WrapPath(nil, errors.New("introspection disabled")), errkind.CodeForbidden, "introspection is disabled", ""},
+		{"cursor expired", fmt.Errorf("bus: %w", errkind.ErrCursorExpired), errkind.CodeCursorExpired, "fetch the list again", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := ErrorFor(context.Background(), tc.err, log)

@@ -170,9 +170,36 @@ func TestOverflowDropsOnlyTheSlowSubscription(t *testing.T) {
 	slow, _ := h.Subscribe(context.Background(), []wire.Channel{ch}, func(err error) { dropped <- err })
 	fast, _ := h.Subscribe(context.Background(), []wire.Channel{ch}, nil)
 
-	for i := range 10 {
-		h.Deliver(ch, payload(t, fmt.Sprint(i)))
-		<-fast.C() // the fast one keeps up
+	// Deliver must return at once even though slow's queue is full: run it
+	// where a blocking enqueue shows up as this test's own failure, not as
+	// a hang until the package timeout.
+	delivered := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		for i := range 10 {
+			h.Deliver(ch, payload(t, fmt.Sprint(i)))
+			<-fast.C() // the fast one keeps up
+		}
+	}()
+	select {
+	case <-delivered:
+	case <-time.After(5 * time.Second):
+		// Unblock the stuck Deliver so that the deferred Close cannot hang,
+		// then fail.
+		go func() {
+			for {
+				select {
+				case <-slow.C():
+				case <-delivered:
+					return
+				}
+			}
+		}()
+		select {
+		case <-delivered:
+		case <-time.After(5 * time.Second):
+		}
+		t.Fatal("Deliver blocked for 5s on a subscription whose queue was full; it must never block on a subscriber")
 	}
 	select {
 	case err := <-dropped:
@@ -278,7 +305,13 @@ func TestConcurrentSubscribeDeliverClose(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond)
 	close(stop)
-	wg.Wait()
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Deliver, Subscribe or Close still blocked 10s after the load stopped: a blocking send or a lock held across one")
+	}
 	h.Close()
 	time.Sleep(50 * time.Millisecond) // drop callbacks run on their own goroutines
 	if n := b.total(); n != 0 {

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -80,7 +81,8 @@ func New(cfg Config) *Implementation {
 // Transport returns t served by this adapter, which takes over its
 // keep-alive: gqlgen parks a goroutine per connection on a ticker for it,
 // the adapter arms a timer. A graphql-transport-ws peer that sends nothing
-// for twice PingPongInterval is cut off, whatever MissingPongOk says.
+// for twice PingPongInterval is cut off (dropped without a close frame:
+// the client sees 1006), whatever MissingPongOk says.
 // Call it once, before serving.
 func (im *Implementation) Transport(t transport.Websocket) transport.Websocket {
 	t.Implementation = im
@@ -208,6 +210,14 @@ func (c *Conn) NextReader() (int, io.Reader, error) {
 		mt, r, err := c.c.NextReader()
 		if err == nil && c.readDeadline.Load() && !c.closing.Load() {
 			_ = c.c.SetReadDeadline(time.Now().Add(2 * c.im.pingPong))
+		}
+		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() && c.readDeadline.Load() {
+			// Silent for twice the ping interval: the peer is presumed
+			// gone, and is dropped without a close handshake, as
+			// graphql-ws's own server terminates it. Closing here, before
+			// gqlgen's close, keeps that the same every time.
+			_ = c.Close()
+			return mt, nil, err
 		}
 		if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseNoStatusReceived) {
 			return mt, nil, transport.ErrWebsocketClosed

@@ -342,13 +342,44 @@ func TestKeepAlive(t *testing.T) {
 	}
 }
 
-// A graphql-transport-ws peer that sends nothing for twice the ping
-// interval is cut off.
+// A graphql-transport-ws peer that keeps answering stays connected; once
+// it sends nothing for twice the ping interval it is cut off — not sooner
+// — and dropped without a close frame (1006 at the client), as graphql-ws's
+// own server terminates a peer that misses its pong. So is a peer silent
+// from its connection_ack on.
 func TestSilentPeerCutOff(t *testing.T) {
-	_, url := start(t, transport.Websocket{PingPongInterval: 50 * time.Millisecond})
+	const interval = 300 * time.Millisecond
+	_, url := start(t, transport.Websocket{PingPongInterval: interval})
+	mute := dial(t, url, "graphql-transport-ws")
+	muteSince := time.Now() // before connection_init: no later than the server's ack
+	mute.ack()
 	c := dial(t, url, "graphql-transport-ws")
+	start := time.Now()
 	c.ack()
-	deadline := time.After(5 * time.Second)
+	// Four intervals of pongs: longer than twice the interval after the ack.
+	for range 4 {
+		select {
+		case m := <-c.msgs:
+			if m.Type != "ping" {
+				t.Fatalf("got %s, want ping", m.Type)
+			}
+			c.send(`{"type":"pong"}`)
+		case <-c.done:
+			t.Fatalf("a peer answering every ping was cut off after %s with %d %q", time.Since(start).Round(time.Millisecond), c.code, c.reason)
+		case <-time.After(5 * time.Second):
+			t.Fatal("no ping within 5s")
+		}
+	}
+	awaitCutOff(t, mute, muteSince, 2*interval)
+	awaitCutOff(t, c, time.Now(), 2*interval)
+}
+
+// awaitCutOff waits for the server to drop c, which went silent at since,
+// and checks it waited at least silence and dropped it without a close
+// frame.
+func awaitCutOff(t *testing.T, c *client, since time.Time, silence time.Duration) {
+	t.Helper()
+	deadline := time.After(time.Until(since.Add(silence + 5*time.Second)))
 	for {
 		select {
 		case m := <-c.msgs:
@@ -357,10 +388,16 @@ func TestSilentPeerCutOff(t *testing.T) {
 			}
 			continue
 		case <-c.done:
-			return
 		case <-deadline:
-			t.Fatal("a silent peer is still connected after 5s")
+			t.Fatalf("a peer silent for %s is still connected; want it cut off after %s", time.Since(since).Round(time.Millisecond), silence)
 		}
+		break
+	}
+	if d := time.Since(since); d < silence {
+		t.Fatalf("cut off after %s of silence, before twice the ping interval (%s)", d.Round(time.Millisecond), silence)
+	}
+	if c.code != websocket.CloseAbnormalClosure {
+		t.Fatalf("cut off with close %d %q; want the connection dropped without a close frame (1006)", c.code, c.reason)
 	}
 }
 
