@@ -14,7 +14,7 @@ import { assertFreshNotice } from '../lib/expect.mjs';
 const stack = useStack({ before, after }, { name: 'deploy' });
 
 const ON_NOTIFICATION = `subscription($userName: String!) {
-  onNotificationReceived(userName: $userName) { id text timestamp }
+  onNotificationReceived(userName: $userName) { id text timestamp scope }
 }`;
 
 test('on SIGTERM every graphql-ws and graphql-sse client resubscribes on another instance by itself', async (t) => {
