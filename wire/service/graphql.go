@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/executor"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
@@ -64,9 +65,7 @@ func PresentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 
 // NewGraphQL is the GraphQL handler both services serve: the streaming
 // transports first (they must see their requests before POST does), then
-// OPTIONS and POST, a parsed-query cache, introspection when allowed, and
-// errors presented by PresentError. A panic in a resolver is logged and
-// answered "internal error".
+// OPTIONS and POST, configured by ConfigureGraphQL.
 func NewGraphQL(schema graphql.ExecutableSchema, introspection bool, log *slog.Logger, streaming ...graphql.Transport) *handler.Server {
 	gql := handler.New(schema)
 	for _, t := range streaming {
@@ -74,14 +73,45 @@ func NewGraphQL(schema graphql.ExecutableSchema, introspection bool, log *slog.L
 	}
 	gql.AddTransport(transport.Options{})
 	gql.AddTransport(transport.POST{})
+	ConfigureGraphQL(gql, introspection, log)
+	return gql
+}
+
+// NewExecutor is an executor of schema configured like NewGraphQL's
+// handler, for a transport that runs operations itself (sub's streams).
+func NewExecutor(schema graphql.ExecutableSchema, introspection bool, log *slog.Logger) *executor.Executor {
+	e := executor.New(schema)
+	ConfigureGraphQL(e, introspection, log)
+	return e
+}
+
+// GraphQLSettings is what a handler.Server and an executor.Executor both
+// take.
+type GraphQLSettings interface {
+	SetQueryCache(graphql.Cache[*ast.QueryDocument])
+	Use(graphql.HandlerExtension)
+	SetErrorPresenter(graphql.ErrorPresenterFunc)
+	SetRecoverFunc(graphql.RecoverFunc)
+}
+
+// ConfigureGraphQL gives gql the settings every GraphQL endpoint serves
+// with: a parsed-query cache, introspection when allowed, errors presented
+// by PresentError, and a panic in a resolver logged and answered
+// "internal error".
+func ConfigureGraphQL(gql GraphQLSettings, introspection bool, log *slog.Logger) {
 	gql.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	if introspection {
 		gql.Use(extension.Introspection{})
 	}
 	gql.SetErrorPresenter(PresentError(log))
-	gql.SetRecoverFunc(func(ctx context.Context, v any) error {
+	gql.SetRecoverFunc(Recover(log))
+}
+
+// Recover turns a panic in a resolver into an error that says nothing
+// more than "internal error" (PresentError codes it INTERNAL).
+func Recover(log *slog.Logger) graphql.RecoverFunc {
+	return func(ctx context.Context, v any) error {
 		log.Error("panic in resolver", "panic", v)
 		return errors.New("internal error")
-	})
-	return gql
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,7 +76,55 @@ func payload(t testing.TB, text string) []byte {
 	return b
 }
 
+// sink records what a subscription is sent; past limit it refuses, as a
+// connection over its queue bound does.
+type sink struct {
+	mu    sync.Mutex
+	got   []string
+	limit int
+}
+
+func newSink(limit int) *sink { return &sink{limit: limit} }
+
+func (s *sink) Send(p []byte) hub.Verdict {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.limit > 0 && len(s.got) >= s.limit {
+		return hub.Refused
+	}
+	s.got = append(s.got, string(p))
+	return hub.Sent
+}
+
+func (s *sink) take() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	got := s.got
+	s.got = nil
+	return got
+}
+
+// shape renders "name:text" and counts its renders.
+type shape struct {
+	name    string
+	renders atomic.Int64
+}
+
+func (s *shape) Render(m *wire.Message) []byte {
+	s.renders.Add(1)
+	return []byte(s.name + ":" + m.Text)
+}
+
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func subscribe(t testing.TB, h *hub.Hub, sh hub.Shape, sk hub.Sink, chs ...wire.Channel) *hub.Subscription {
+	t.Helper()
+	s, err := h.Subscribe(context.Background(), chs, sh, sk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
 
 func TestDeliversOnceToEachSubscriptionOfTheChannel(t *testing.T) {
 	b := newFakeBroker()
@@ -83,84 +132,92 @@ func TestDeliversOnceToEachSubscriptionOfTheChannel(t *testing.T) {
 	defer h.Close()
 	bob := channel(t, "bob")
 	company, _ := wire.NewChannel("acme", wire.ScopeCompany, "")
-	tab1, err := h.Subscribe(context.Background(), []wire.Channel{bob, company}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tab2, _ := h.Subscribe(context.Background(), []wire.Channel{bob}, nil)
-	alice, _ := h.Subscribe(context.Background(), []wire.Channel{channel(t, "alice"), company}, nil)
+	sh := &shape{name: "s"}
+	tab1, tab2, alice := newSink(0), newSink(0), newSink(0)
+	s1 := subscribe(t, h, sh, tab1, bob, company)
+	s2 := subscribe(t, h, sh, tab2, bob)
+	s3 := subscribe(t, h, sh, alice, channel(t, "alice"), company)
 
 	h.Deliver(bob, payload(t, "for bob"))
 	h.Deliver(company, payload(t, "for all"))
 	for _, tc := range []struct {
-		s    *hub.Subscription
+		s    *sink
 		want []string
-	}{{tab1, []string{"for bob", "for all"}}, {tab2, []string{"for bob"}}, {alice, []string{"for all"}}} {
-		for _, want := range tc.want {
-			select {
-			case m := <-tc.s.C():
-				if m.Text != want {
-					t.Fatalf("got %q, want %q", m.Text, want)
-				}
-			default:
-				t.Fatalf("missing %q", want)
-			}
-		}
-		select {
-		case m := <-tc.s.C():
-			t.Fatalf("extra notice %q", m.Text)
-		default:
+	}{{tab1, []string{"s:for bob", "s:for all"}}, {tab2, []string{"s:for bob"}}, {alice, []string{"s:for all"}}} {
+		if got := tc.s.take(); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Fatalf("got %q, want %q", got, tc.want)
 		}
 	}
-	if got := h.Stats().Delivered; got != 4 {
-		t.Fatalf("Delivered = %d, want 4", got)
+	if st := h.Stats(); st.Delivered != 4 || st.Renders != 2 {
+		t.Fatalf("stats %+v, want 4 delivered from 2 renders", st)
 	}
-	tab1.Close()
-	tab1.Close() // idempotent
-	tab2.Close()
-	alice.Close()
+	s1.Close()
+	s1.Close() // idempotent
+	s2.Close()
+	s3.Close()
+	h.Deliver(bob, payload(t, "after close"))
+	if got := tab1.take(); len(got) != 0 {
+		t.Fatalf("a closed subscription got %q", got)
+	}
 	if n := b.total(); n != 0 {
 		t.Fatalf("%d broker references left", n)
 	}
 }
 
-func TestOverflowDropsOnlyTheSlowSubscription(t *testing.T) {
-	b := newFakeBroker()
-	h := hub.New(hub.Config{Broker: b, QueueSize: 4})
+// A notice is rendered once per shape present on its channel, and every
+// subscription of a shape gets that shape's bytes.
+func TestRendersOncePerShape(t *testing.T) {
+	h := hub.New(hub.Config{Broker: newFakeBroker()})
 	defer h.Close()
-	ch := channel(t, "bob")
-	dropped := make(chan error, 1)
-	slow, _ := h.Subscribe(context.Background(), []wire.Channel{ch}, func(err error) { dropped <- err })
-	fast, _ := h.Subscribe(context.Background(), []wire.Channel{ch}, nil)
-
-	for i := range 10 {
-		h.Deliver(ch, payload(t, fmt.Sprint(i)))
-		<-fast.C() // the fast one keeps up
+	company, _ := wire.NewChannel("acme", wire.ScopeCompany, "")
+	shapes := []*shape{{name: "a"}, {name: "b"}, {name: "c"}}
+	sinks := make([]*sink, 1000)
+	for i := range sinks {
+		sinks[i] = newSink(0)
+		subscribe(t, h, shapes[i%2], sinks[i], company, channel(t, fmt.Sprint("user-", i)))
 	}
-	select {
-	case err := <-dropped:
-		if !errors.Is(err, hub.ErrSlowConsumer) {
-			t.Fatalf("drop reason %v", err)
+	h.Deliver(company, payload(t, "all hands"))
+	for i, s := range sinks {
+		want := shapes[i%2].name + ":all hands"
+		if got := s.take(); len(got) != 1 || got[0] != want {
+			t.Fatalf("subscriber %d got %q, want [%s]", i, got, want)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("slow subscription not dropped")
 	}
-	if !errors.Is(slow.Err(), hub.ErrSlowConsumer) {
-		t.Fatalf("Err() = %v", slow.Err())
+	for _, sh := range shapes {
+		want := int64(1)
+		if sh.name == "c" {
+			want = 0 // no subscription of this shape on the channel
+		}
+		if got := sh.renders.Load(); got != want {
+			t.Fatalf("shape %s rendered %d times, want %d", sh.name, got, want)
+		}
 	}
-	n := 0
-	for range slow.C() { // queued notices drain, then C is closed
-		n++
-	}
-	if n != 4 {
-		t.Fatalf("slow subscription kept %d notices, want its queue size 4", n)
-	}
-	if st := h.Stats(); st.SlowDropped != 1 || st.Subscriptions != 1 {
+	if st := h.Stats(); st.Renders != 2 || st.Delivered != 1000 {
 		t.Fatalf("stats %+v", st)
 	}
-	fast.Close()
-	if got := b.total(); got != 0 {
-		t.Fatalf("%d broker references left", got)
+}
+
+// A sink that refuses (its subscriber is over its bound) is counted; the
+// others still get every notice.
+func TestRefusalTouchesOnlyTheSlowSubscription(t *testing.T) {
+	h := hub.New(hub.Config{Broker: newFakeBroker()})
+	defer h.Close()
+	ch := channel(t, "bob")
+	sh := &shape{name: "s"}
+	slow, fast := newSink(4), newSink(0)
+	subscribe(t, h, sh, slow, ch)
+	subscribe(t, h, sh, fast, ch)
+	for i := range 10 {
+		h.Deliver(ch, payload(t, fmt.Sprint(i)))
+		if got := fast.take(); len(got) != 1 {
+			t.Fatalf("fast subscriber got %q for notice %d", got, i)
+		}
+	}
+	if got := slow.take(); len(got) != 4 {
+		t.Fatalf("slow subscriber kept %d notices, want its bound 4", len(got))
+	}
+	if st := h.Stats(); st.Refused != 6 || st.Delivered != 14 {
+		t.Fatalf("stats %+v", st)
 	}
 }
 
@@ -168,11 +225,12 @@ func TestMalformedMessagesAreCountedAndSkipped(t *testing.T) {
 	h := hub.New(hub.Config{Broker: newFakeBroker()})
 	defer h.Close()
 	ch := channel(t, "bob")
-	s, _ := h.Subscribe(context.Background(), []wire.Channel{ch}, nil)
+	s := newSink(0)
+	subscribe(t, h, &shape{name: "s"}, s, ch)
 	h.Deliver(ch, []byte("{nope"))
 	h.Deliver(ch, payload(t, "ok"))
-	if m := <-s.C(); m.Text != "ok" {
-		t.Fatalf("got %q", m.Text)
+	if got := s.take(); len(got) != 1 || got[0] != "s:ok" {
+		t.Fatalf("got %q", got)
 	}
 	if got := h.Stats().Malformed; got != 1 {
 		t.Fatalf("Malformed = %d", got)
@@ -184,7 +242,7 @@ func TestBrokerFailureReleasesWhatWasTaken(t *testing.T) {
 	b.fail = channel(t, "down")
 	h := hub.New(hub.Config{Broker: b})
 	defer h.Close()
-	_, err := h.Subscribe(context.Background(), []wire.Channel{channel(t, "up"), b.fail}, nil)
+	_, err := h.Subscribe(context.Background(), []wire.Channel{channel(t, "up"), b.fail}, &shape{}, newSink(0))
 	if err == nil {
 		t.Fatal("Subscribe succeeded with a failing broker")
 	}
@@ -198,8 +256,9 @@ func TestBrokerFailureReleasesWhatWasTaken(t *testing.T) {
 
 func TestConcurrentSubscribeDeliverClose(t *testing.T) {
 	b := newFakeBroker()
-	h := hub.New(hub.Config{Broker: b, QueueSize: 8})
+	h := hub.New(hub.Config{Broker: b})
 	chs := []wire.Channel{channel(t, "a"), channel(t, "b"), channel(t, "c")}
+	shapes := []*shape{{name: "x"}, {name: "y"}}
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	wg.Add(1)
@@ -222,18 +281,10 @@ func TestConcurrentSubscribeDeliverClose(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := range 300 {
-				s, err := h.Subscribe(context.Background(), []wire.Channel{chs[(i+j)%3], chs[(i+j+1)%3]}, nil)
-				if errors.Is(err, hub.ErrSlowConsumer) {
-					continue // flooded before it could read: a legitimate outcome
-				}
+				s, err := h.Subscribe(context.Background(), []wire.Channel{chs[(i+j)%3], chs[(i+j+1)%3]}, shapes[j%2], newSink(8))
 				if err != nil {
 					t.Error(err)
 					return
-				}
-				if j%2 == 0 {
-					for range len(s.C()) {
-						<-s.C()
-					}
 				}
 				s.Close()
 			}
@@ -243,20 +294,29 @@ func TestConcurrentSubscribeDeliverClose(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	h.Close()
-	time.Sleep(50 * time.Millisecond) // drop callbacks run on their own goroutines
 	if n := b.total(); n != 0 {
 		t.Fatalf("%d broker references left", n)
+	}
+	if st := h.Stats(); st.Subscriptions != 0 {
+		t.Fatalf("stats %+v", st)
 	}
 }
 
 func TestCloseEndsEverySubscriptionAndRefusesNew(t *testing.T) {
-	h := hub.New(hub.Config{Broker: newFakeBroker()})
-	s, _ := h.Subscribe(context.Background(), []wire.Channel{channel(t, "bob")}, nil)
+	b := newFakeBroker()
+	h := hub.New(hub.Config{Broker: b})
+	ch := channel(t, "bob")
+	s := newSink(0)
+	subscribe(t, h, &shape{name: "s"}, s, ch)
 	h.Close()
-	if _, open := <-s.C(); open {
-		t.Fatal("C still open after Close")
+	h.Deliver(ch, payload(t, "after close"))
+	if got := s.take(); len(got) != 0 {
+		t.Fatalf("got %q after Close", got)
 	}
-	if _, err := h.Subscribe(context.Background(), []wire.Channel{channel(t, "bob")}, nil); !errors.Is(err, hub.ErrClosed) {
+	if n := b.total(); n != 0 {
+		t.Fatalf("%d broker references left", n)
+	}
+	if _, err := h.Subscribe(context.Background(), []wire.Channel{ch}, &shape{}, newSink(0)); !errors.Is(err, hub.ErrClosed) {
 		t.Fatalf("Subscribe after Close: %v", err)
 	}
 }

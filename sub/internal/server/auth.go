@@ -6,17 +6,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/handler/transport"
-
-	"github.com/oshirase/oshirase/sub/internal/wsconn"
 	"github.com/oshirase/oshirase/wire/auth"
 	"github.com/oshirase/oshirase/wire/service"
 )
-
-// CloseForbidden is graphql-transport-ws's close code for a rejected
-// connection; graphql-ws clients do not retry it (1000 would make them
-// reconnect in a tight loop).
-const CloseForbidden = 4403
 
 // authenticator verifies tokens for AUTH_MODE=jwt.
 type authenticator struct {
@@ -47,28 +39,26 @@ func (a authenticator) keepRequestToken(next http.Handler) http.Handler {
 	})
 }
 
-// initFunc authenticates a WebSocket at connection_init: the token in the
+// init authenticates a WebSocket at connection_init: the token in the
 // payload ("Authorization": "Bearer …" or "authToken"), else the upgrade
-// request's. A rejected connection is closed with 4403; an accepted one is
-// closed with 4403 when its token expires.
-func (a authenticator) initFunc(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+// request's. The transport closes a refused connection with 4403, and an
+// accepted one with 4403 when its token expires (expiry).
+func (a authenticator) init(ctx context.Context, payload map[string]any) (context.Context, error) {
 	tok := auth.TokenFromInitPayload(payload)
 	if tok == "" {
 		tok, _ = ctx.Value(requestTokenKey{}).(string)
 	}
 	id, err := a.v.Verify(ctx, tok)
 	if err != nil {
-		ctx = transport.WithWebsocketCloseCode(ctx, CloseForbidden)
-		return transport.AppendCloseReason(ctx, "Forbidden"), nil, err
+		return ctx, err
 	}
-	ctx = auth.WithIdentity(ctx, id)
-	if !id.ExpiresAt.IsZero() {
-		expire := time.AfterFunc(time.Until(id.ExpiresAt), func() {
-			_ = wsconn.Close(ctx, CloseForbidden, "Forbidden: token expired")
-		})
-		context.AfterFunc(ctx, func() { expire.Stop() })
-	}
-	return ctx, nil, nil
+	return auth.WithIdentity(ctx, id), nil
+}
+
+// expiry is when the credential of ctx expires (zero: never, or none).
+func expiry(ctx context.Context) time.Time {
+	id, _ := auth.FromContext(ctx)
+	return id.ExpiresAt
 }
 
 // forbidden is the error for a subscription the token does not allow.
