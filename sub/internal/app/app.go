@@ -126,7 +126,7 @@ func registerMetrics(m *service.Metrics, h *hub.Hub, b *broker.Redis, srv *serve
 	m.CounterFunc("oshirase_sub_frames_total", "Frames written to WebSockets and SSE streams.", func() int64 { return ts.Stats().Frames })
 	m.CounterFunc("oshirase_sub_writes_total", "Socket writes made for them (frames queued together share one).", func() int64 { return ts.Stats().Writes })
 	m.CounterFunc("oshirase_sub_malformed_total", "Messages from Redis that failed to decode and were skipped.", func() int64 { return h.Stats().Malformed })
-	m.CounterFunc("oshirase_sub_slow_dropped_total", "Connections and SSE streams closed because their write queue overflowed (slow consumers).", func() int64 { return ts.Stats().SlowClosed })
+	m.CounterFunc("oshirase_sub_slow_dropped_total", "Connections and SSE streams closed as slow consumers: their write queue overflowed, or a write blocked past WRITE_TIMEOUT.", func() int64 { return ts.Stats().SlowClosed })
 	m.CounterFunc("oshirase_sub_write_timeouts_total", "Connections cut off because a write blocked past WRITE_TIMEOUT.", func() int64 { return ts.Stats().WriteTimeouts })
 	m.CounterFunc("oshirase_sub_redis_sync_failures_total", "Rounds of SUBSCRIBE/count updates that failed and were retried.", b.SyncFailures)
 	m.GaugeFunc("go_goroutines", "Goroutines that currently exist.", func() int64 { return int64(runtime.NumGoroutine()) })

@@ -357,9 +357,12 @@ func (c *conn) writeRest(bp *[]byte, buf []byte, off, size int) {
 	_, err := c.nc.Write(buf[off:])
 	putBuf(bp, buf)
 	if err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			n := c.srv.writeTimeouts.Add(1)
-			c.srv.log.Warn("cutting off a peer that stopped reading", "write_timeout", c.srv.cfg.WriteTimeout, "write_timeouts_total", n)
+		if errors.Is(err, os.ErrDeadlineExceeded) && c.open() {
+			// A peer that stopped reading is a slow consumer too: counted
+			// with those its queue bound closed.
+			c.srv.writeTimeouts.Add(1)
+			n := c.srv.slowClosed.Add(1)
+			c.srv.log.Warn("cutting off a peer that stopped reading", "write_timeout", c.srv.cfg.WriteTimeout, "slow_closed_total", n)
 		}
 		c.closeSocket()
 		return

@@ -184,3 +184,21 @@ func TestSSETokenExpiry(t *testing.T) {
 		t.Fatalf("expired token: %d %s", resp.StatusCode, body)
 	}
 }
+
+// A subscription sent by plain POST (no stream to carry it) is refused
+// with a code that says where to send it.
+func TestSubscriptionByPlainPOST(t *testing.T) {
+	e := start(t, nil)
+	resp, err := http.Post(e.url, "application/json", strings.NewReader(`{"query":"subscription { onNotificationReceived(userName: \"a\") { id } }"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(b), "BAD_USER_INPUT") || !strings.Contains(string(b), "WebSocket") {
+		t.Fatalf("POST subscription: %d %s", resp.StatusCode, b)
+	}
+	if e.hub.Stats().Subscriptions != 0 {
+		t.Fatal("a POST made a subscription")
+	}
+}

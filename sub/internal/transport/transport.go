@@ -119,7 +119,7 @@ type Config struct {
 // Stats are the transport's counters.
 type Stats struct {
 	Open          int64 // connections (WebSocket and SSE) open now
-	SlowClosed    int64 // closed as slow consumers (1013, or SSE's final event)
+	SlowClosed    int64 // closed as slow consumers: over a queue bound (1013, or SSE's final event) or WriteTimeouts
 	WriteTimeouts int64 // cut off because a write blocked past WriteTimeout
 	Frames        int64 // frames written
 	Writes        int64 // write calls made for them
