@@ -171,6 +171,9 @@ func (c *conn) finish(final []byte, discard bool) bool {
 
 // slow closes the connection because its client does not read fast
 // enough: the queue is dropped and the client told why, if it still reads.
+// It runs inside the hub's delivery (under its index lock): with a final
+// frame to write, finish never closes the socket, and so never reaches
+// back into the hub, from here.
 func (c *conn) slow(why string) {
 	var final []byte
 	if c.proto == protoSSE {

@@ -236,14 +236,14 @@ func (w *wsSession) init(payload json.RawMessage) {
 // start runs one operation the client sent (subscribe / start).
 func (w *wsSession) start(id string, payload json.RawMessage) {
 	w.mu.Lock()
-	if old := w.ops[id]; old != nil { // legacy only: a restarted id replaces its operation
-		delete(w.ops, id)
-		defer old.end(true)
-	}
+	old := w.ops[id] // legacy only: a restarted id replaces its operation
 	ctx, cancel := context.WithCancel(w.ctx)
 	op := &operation{c: w.c, id: id, qid: marshal(id), ctx: ctx, cancel: cancel}
 	w.ops[id] = op
 	w.mu.Unlock()
+	if old != nil {
+		old.end(true)
+	}
 
 	params, err := decodeParams(payload)
 	if err != nil {
