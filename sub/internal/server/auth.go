@@ -39,6 +39,16 @@ func (a authenticator) keepRequestToken(next http.Handler) http.Handler {
 	})
 }
 
+// connContext keeps of a WebSocket's upgrade request only the token it
+// carried, for connection_init.
+func connContext(r *http.Request) context.Context {
+	ctx := context.Background()
+	if tok, ok := r.Context().Value(requestTokenKey{}).(string); ok {
+		ctx = context.WithValue(ctx, requestTokenKey{}, tok)
+	}
+	return ctx
+}
+
 // init authenticates a WebSocket at connection_init: the token in the
 // payload ("Authorization": "Bearer …" or "authToken"), else the upgrade
 // request's. The transport closes a refused connection with 4403, and an

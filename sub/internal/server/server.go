@@ -79,6 +79,7 @@ func New(cfg Config, d Deps) *Server {
 	var authn authenticator
 	if cfg.Verifier != nil {
 		authn = authenticator{v: cfg.Verifier, cookie: cfg.AuthCookie}
+		tcfg.ConnContext = connContext
 		tcfg.Init = authn.init
 		tcfg.Expiry = expiry
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -235,13 +236,25 @@ func (c *conn) closeSocket() {
 }
 
 // after runs f after d unless the connection closes first.
-func (c *conn) after(d time.Duration, f func()) {
+func (c *conn) after(d time.Duration, f func()) *time.Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.state == stateClosed {
-		return
+		return nil
 	}
-	c.timers = append(c.timers, time.AfterFunc(d, f))
+	t := time.AfterFunc(d, f)
+	c.timers = append(c.timers, t)
+	return t
+}
+
+// stopTimer stops t, one of after's, and forgets it.
+func (c *conn) stopTimer(t *time.Timer) {
+	t.Stop()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i := slices.Index(c.timers, t); i >= 0 {
+		c.timers = slices.Delete(c.timers, i, i+1)
+	}
 }
 
 // every queues frame every interval until the connection ends: keep-alive
@@ -391,17 +404,16 @@ type operation struct {
 	c   *conn
 	id  string
 	qid []byte          // id as a JSON string; nil on SSE
-	ctx context.Context // ends with the operation
+	ctx context.Context // the connection's values (the identity)
 
 	// done: nothing more may be queued for it; dropped: what is queued is
 	// not sent either (the client completed it, or its connection ended).
 	done, dropped atomic.Bool
 	waiting       int // notices queued and not yet taken by a flush; guarded by c.mu
 
-	mu     sync.Mutex
-	cancel func()
-	sub    *hub.Subscription
-	shape  Shape
+	mu    sync.Mutex
+	sub   *hub.Subscription
+	shape Shape
 }
 
 var _ hub.Sink = (*operation)(nil)
@@ -433,12 +445,9 @@ func (op *operation) end(drop bool) {
 		op.mu.Unlock()
 		return
 	}
-	sub, shape, cancel := op.sub, op.shape, op.cancel
+	sub, shape := op.sub, op.shape
 	op.sub, op.shape = nil, nil
 	op.mu.Unlock()
-	if cancel != nil {
-		cancel()
-	}
 	if sub != nil {
 		sub.Close()
 	}

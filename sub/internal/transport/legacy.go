@@ -27,10 +27,14 @@ func (w *wsSession) handleLegacy(data []byte) {
 		w.close(CloseProtocolError, "decoding error")
 		return
 	}
-	w.mu.Lock()
-	seen := w.initSeen
-	w.initSeen = w.initSeen || m.Type == "connection_init"
-	w.mu.Unlock()
+	var seen bool
+	if m.Type == "connection_init" {
+		seen = w.sawInit()
+	} else {
+		w.mu.Lock()
+		seen = w.initSeen
+		w.mu.Unlock()
+	}
 	switch {
 	case m.Type == "connection_terminate":
 		w.close(CloseNormal, "terminated")

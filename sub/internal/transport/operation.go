@@ -9,13 +9,14 @@ import (
 )
 
 // subscribe attaches op to the hub, waiting for the broker (Redis) on a
-// goroutine that lives only as long as that wait. An operation ended
-// meanwhile (the client completed it, the connection closed) lets go of
-// the subscription at once; a failure is reported through failed.
+// goroutine that lives only as long as that wait (at most the hub's
+// SubscribeTimeout). An operation ended meanwhile (the client completed it,
+// the connection closed) lets go of the subscription as soon as it has it;
+// a failure is reported through failed.
 func (s *Server) subscribe(op *operation, chs []wire.Channel, shape Shape, alias string, failed func(gqlerror.List)) {
 	sub, err := s.cfg.Hub.Subscribe(op.ctx, chs, shape, op)
 	if err != nil {
-		if op.done.Load() || op.ctx.Err() != nil {
+		if op.done.Load() {
 			return
 		}
 		failed(s.present(op.ctx, nil, gqlerror.List{{Err: err, Message: err.Error(), Path: fieldPath(alias)}}).Errors)

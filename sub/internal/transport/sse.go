@@ -81,8 +81,9 @@ func (s *Server) ServeSSE(w http.ResponseWriter, r *http.Request) {
 	_ = nc.SetWriteDeadline(time.Time{})
 
 	c := s.newConn(nc, protoSSE)
-	octx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	op := &operation{c: c, ctx: octx, cancel: cancel, shape: shape}
+	// The request's context ends with this handler; the stream needs none
+	// of its values any more.
+	op := &operation{c: c, ctx: context.Background(), shape: shape}
 	c.onClosed = func() { op.end(true) }
 	s.track(c)
 	c.every(s.cfg.KeepAlive, []byte(": ping\n\n"))

@@ -21,6 +21,7 @@ import (
 	"mime"
 	"net/http"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -82,6 +83,10 @@ type Config struct {
 	// Streams opens subscriptions; Hub carries their notices. Required.
 	Streams Streams
 	Hub     *hub.Hub
+	// ConnContext picks what a WebSocket keeps of its upgrade request for
+	// Init (a token from a header or cookie): the request itself is let go.
+	// Default: nothing.
+	ConnContext func(r *http.Request) context.Context
 	// Init authenticates WebSockets at connection_init. Default: every
 	// connection is accepted.
 	Init InitFunc
@@ -108,7 +113,9 @@ type Config struct {
 	WriteQueueBytes int
 	// QueueSize bounds the notices waiting for one subscription. Default: 128.
 	QueueSize int
-	// ReadBufferSize sizes each WebSocket's read buffer. Default: 1 KiB.
+	// ReadBufferSize sizes each WebSocket's read buffer, held for the
+	// connection's life; client messages are few, so it is small.
+	// Default (and least): 257 bytes.
 	ReadBufferSize int
 	// Workers write queued frames. Default: GOMAXPROCS.
 	Workers int
@@ -140,6 +147,10 @@ type Server struct {
 	mu    sync.Mutex
 	conns map[*conn]struct{}
 
+	burstMu      sync.Mutex
+	burst        *time.Timer // armed while connects keep coming
+	sinceRelease int         // connects since memory was last given back; guarded by burstMu
+
 	slowClosed, writeTimeouts, frames, writes atomic.Int64
 }
 
@@ -164,13 +175,16 @@ func New(cfg Config) *Server {
 		cfg.QueueSize = 128
 	}
 	if cfg.ReadBufferSize <= 0 {
-		cfg.ReadBufferSize = 1 << 10
+		cfg.ReadBufferSize = 257
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.ConnContext == nil {
+		cfg.ConnContext = func(*http.Request) context.Context { return context.Background() }
 	}
 	if cfg.Expiry == nil {
 		cfg.Expiry = func(context.Context) time.Time { return time.Time{} }
@@ -257,6 +271,40 @@ func (s *Server) track(c *conn) {
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
+	s.connected()
+}
+
+// Memory after a burst of connects. Most of what a handshake allocates
+// (net/http's buffers, the request and its headers) is garbage once the
+// socket is the engine's, and that garbage is most of the heap after a
+// burst: Go collects it only when the heap has doubled, and gives the
+// pages back to the OS slowly after that. So once connects stop for
+// burstQuiet after at least burstConnects of them, the transport collects
+// and returns the memory at once (debug.FreeOSMemory: one GC, a few
+// milliseconds of pause at 100k connections).
+const (
+	burstConnects = 1000
+	burstQuiet    = time.Second
+)
+
+func (s *Server) connected() {
+	s.burstMu.Lock()
+	defer s.burstMu.Unlock()
+	if s.sinceRelease++; s.sinceRelease < burstConnects {
+		return
+	}
+	if s.burst == nil {
+		s.burst = time.AfterFunc(burstQuiet, s.releaseMemory)
+	} else {
+		s.burst.Reset(burstQuiet)
+	}
+}
+
+func (s *Server) releaseMemory() {
+	s.burstMu.Lock()
+	s.sinceRelease = 0
+	s.burstMu.Unlock()
+	debug.FreeOSMemory()
 }
 
 func (s *Server) forget(c *conn) {
@@ -311,6 +359,11 @@ func (s *Server) Close() {
 	s.stopMu.Unlock()
 	close(s.stop)
 	s.workers.Wait()
+	s.burstMu.Lock()
+	if s.burst != nil {
+		s.burst.Stop()
+	}
+	s.burstMu.Unlock()
 }
 
 // Stats returns the transport's counters.

@@ -24,10 +24,7 @@ func (w *wsSession) handleTransport(data []byte) {
 	}
 	switch m.Type {
 	case "connection_init":
-		w.mu.Lock()
-		seen := w.initSeen
-		w.initSeen = true
-		w.mu.Unlock()
+		seen := w.sawInit()
 		if seen {
 			w.close(CloseTooManyInitialisation, "Too many initialisation requests")
 			return

@@ -21,14 +21,15 @@ type wsSession struct {
 	srv *Server
 	c   *conn
 	ws  *websocket.Conn
+	br  *bufio.Reader // gorilla reads through it; Buffered says whether a message waits
 
-	mu       sync.Mutex
-	ctx      context.Context // the upgrade request's values; after init, the identity
-	cancel   context.CancelFunc
-	initSeen bool
-	acked    bool
-	silence  time.Duration // cut the peer off after this long without a message (0: never)
-	ops      map[string]*operation
+	mu        sync.Mutex
+	ctx       context.Context // what ConnContext kept of the upgrade request; after init, the identity
+	initSeen  bool
+	initTimer *time.Timer // stopped and forgotten at connection_init
+	acked     bool
+	silence   time.Duration // cut the peer off after this long without a message (0: never)
+	ops       map[string]*operation
 }
 
 // writePool keeps gorilla from giving each connection a write buffer: it
@@ -40,11 +41,10 @@ var writePool = &sync.Pool{}
 // (net/http's per-connection buffers and the handler's stack are released)
 // and the socket lives on one parked reading goroutine.
 func (s *Server) ServeWebSocket(w http.ResponseWriter, r *http.Request) {
-	hj := &hijacker{ResponseWriter: w}
+	hj := &hijacker{ResponseWriter: w, size: s.cfg.ReadBufferSize}
 	up := websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   s.cfg.ReadBufferSize,
-		WriteBufferPool:  writePool,
+		WriteBufferPool:  writePool, // and no ReadBufferSize: gorilla reads through hj.br
 		Subprotocols:     []string{subprotocolLegacy, subprotocolTransport},
 		// The origin allowlist answers before this handler runs.
 		CheckOrigin: func(*http.Request) bool { return true },
@@ -58,8 +58,7 @@ func (s *Server) ServeWebSocket(w http.ResponseWriter, r *http.Request) {
 		proto = protoTransportWS
 	}
 	c := s.newConn(hj.nc.Conn, proto)
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
-	sess := &wsSession{srv: s, c: c, ws: ws, ctx: ctx, cancel: cancel, ops: map[string]*operation{}}
+	sess := &wsSession{srv: s, c: c, ws: ws, br: hj.br, ctx: s.cfg.ConnContext(r), ops: map[string]*operation{}}
 	c.onClosed = sess.closed
 	hj.nc.owner.Store(c)
 	ws.SetReadLimit(s.cfg.ReadLimit)
@@ -68,10 +67,14 @@ func (s *Server) ServeWebSocket(w http.ResponseWriter, r *http.Request) {
 }
 
 // hijacker hands gorilla a socket whose writes the engine takes over once
-// the handshake is done.
+// the handshake is done, and a small read buffer of the engine's (gorilla
+// reuses a hijacked reader of more than 256 bytes), so that the engine can
+// tell whether a message is waiting without reading the socket.
 type hijacker struct {
 	http.ResponseWriter
-	nc *sharedConn
+	size int
+	nc   *sharedConn
+	br   *bufio.Reader
 }
 
 func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -80,7 +83,11 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	h.nc = &sharedConn{Conn: nc}
-	return h.nc, brw, nil
+	if brw.Reader.Buffered() > 0 {
+		return h.nc, brw, nil // gorilla refuses a client that sent data before the handshake
+	}
+	h.br = bufio.NewReaderSize(h.nc, max(h.size, 257))
+	return h.nc, bufio.NewReadWriter(h.br, brw.Writer), nil
 }
 
 // sharedConn is the socket as gorilla sees it. Gorilla writes the
@@ -114,36 +121,51 @@ func (s *sharedConn) SetWriteDeadline(t time.Time) error {
 	return s.Conn.SetWriteDeadline(t)
 }
 
-// read is the connection's one long-lived goroutine. It only reads; each
-// message is handled on a short-lived goroutine, in order, so that this
-// stack stays small while the connection idles.
+// read is the connection's one long-lived goroutine. It waits for the
+// socket to have something on a shallow stack (a one-byte peek), then lets
+// a short-lived goroutine read the waiting messages with gorilla and handle
+// them, in order, and waits for it: so the stack that stays parked while the
+// connection idles never grows.
 func (w *wsSession) read() {
 	defer w.c.readerExited()
-	w.c.after(w.srv.cfg.InitTimeout, w.initTimedOut)
+	w.initTimer = w.c.after(w.srv.cfg.InitTimeout, w.initTimedOut)
+	done := make(chan bool, 1)
+	for {
+		if _, err := w.br.Peek(1); err != nil {
+			return
+		}
+		go func() { done <- w.readMessages() }()
+		if !<-done {
+			return
+		}
+	}
+}
+
+// readMessages reads and handles messages while some are buffered; false
+// means the connection's reading is over. (A WebSocket control frame alone
+// keeps it waiting for a data frame: browsers send none.)
+func (w *wsSession) readMessages() bool {
 	for {
 		_, r, err := w.ws.NextReader()
 		if err != nil {
-			return
+			return false
 		}
 		data, err := io.ReadAll(r)
 		if err != nil {
-			return
+			return false
 		}
 		w.mu.Lock()
 		silence := w.silence
 		w.mu.Unlock()
-		if !w.c.open() {
-			continue // draining until the peer answers our close
-		}
-		if silence > 0 {
-			_ = w.c.nc.SetReadDeadline(time.Now().Add(silence))
-		}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
+		if w.c.open() { // else: draining until the peer answers our close
+			if silence > 0 {
+				_ = w.c.nc.SetReadDeadline(time.Now().Add(silence))
+			}
 			w.handle(data)
-		}()
-		<-done
+		}
+		if w.br.Buffered() == 0 {
+			return true
+		}
 	}
 }
 
@@ -172,6 +194,19 @@ func (w *wsSession) send(op *operation, typ string, payload []byte) {
 		qid = op.qid
 	}
 	w.c.sendRaw(op, textFrame(message(typ, qid, payload)))
+}
+
+// sawInit records a connection_init and reports whether one came before;
+// the first one stops the init timeout.
+func (w *wsSession) sawInit() bool {
+	w.mu.Lock()
+	seen, t := w.initSeen, w.initTimer
+	w.initSeen, w.initTimer = true, nil
+	w.mu.Unlock()
+	if t != nil {
+		w.c.stopTimer(t)
+	}
+	return seen
 }
 
 func (w *wsSession) initTimedOut() {
@@ -237,8 +272,8 @@ func (w *wsSession) init(payload json.RawMessage) {
 func (w *wsSession) start(id string, payload json.RawMessage) {
 	w.mu.Lock()
 	old := w.ops[id] // legacy only: a restarted id replaces its operation
-	ctx, cancel := context.WithCancel(w.ctx)
-	op := &operation{c: w.c, id: id, qid: marshal(id), ctx: ctx, cancel: cancel}
+	ctx := w.ctx
+	op := &operation{c: w.c, id: id, qid: marshal(id), ctx: ctx}
 	w.ops[id] = op
 	w.mu.Unlock()
 	if old != nil {
@@ -329,7 +364,6 @@ func (w *wsSession) closed() {
 	ops := w.ops
 	w.ops = map[string]*operation{}
 	w.mu.Unlock()
-	w.cancel()
 	for _, op := range ops {
 		op.end(true)
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 func TestCloseCodes(t *testing.T) {
-	e := start(t, func(c *transport.Config) { c.InitTimeout = 200 * time.Millisecond })
+	e := start(t, func(c *transport.Config) { c.InitTimeout = 500 * time.Millisecond })
 	sub := `{"query":"subscription { onNotificationReceived(userName: \"bob\") { id } }"}`
 	for _, tc := range []struct {
 		name   string
