@@ -103,7 +103,8 @@ type Shape struct {
 	key   string // "" for a shape that is never shared
 	opCtx *graphql.OperationContext
 	field graphql.CollectedField
-	refs  int // guarded by n.mu
+	base  context.Context // the operation and the root field, as execution sees them
+	refs  int             // guarded by n.mu
 }
 
 // Key identifies the shape: equal keys render equal bytes.
@@ -131,17 +132,26 @@ func shapeKey(opCtx *graphql.OperationContext, field graphql.CollectedField) (st
 func (n *Notifications) intern(opCtx *graphql.OperationContext, field graphql.CollectedField) *Shape {
 	key, shared := shapeKey(opCtx, field)
 	if !shared {
-		return &Shape{n: n, opCtx: opCtx, field: field, refs: 1}
+		return n.newShape("", opCtx, field)
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	s := n.shapes[key]
 	if s == nil {
-		s = &Shape{n: n, key: key, opCtx: opCtx, field: field}
+		s = n.newShape(key, opCtx, field)
 		n.shapes[key] = s
+		return s
 	}
 	s.refs++
 	return s
+}
+
+func (n *Notifications) newShape(key string, opCtx *graphql.OperationContext, field graphql.CollectedField) *Shape {
+	ctx := graphql.WithOperationContext(context.Background(), opCtx)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription", Field: field, IsMethod: true, IsResolver: true,
+	})
+	return &Shape{n: n, key: key, opCtx: opCtx, field: field, base: ctx, refs: 1}
 }
 
 // Release gives back one subscription's hold on the shape; the last one
@@ -166,11 +176,7 @@ func (s *Shape) Release() {
 func (s *Shape) Render(m *wire.Message) []byte {
 	n := s.n
 	n.executions.Add(1)
-	ctx := graphql.WithOperationContext(context.Background(), s.opCtx)
-	ctx = graphql.WithResponseContext(ctx, n.presenter, n.recover)
-	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
-		Object: "Subscription", Field: s.field, IsMethod: true, IsResolver: true, Result: m,
-	})
+	ctx := graphql.WithResponseContext(s.base, n.presenter, n.recover) // errors are per execution
 	ec := newExecutionContext(s.opCtx, n.es, nil)
 	var v graphql.Marshaler
 	func() {
@@ -184,7 +190,7 @@ func (s *Shape) Render(m *wire.Message) []byte {
 	}()
 
 	var buf bytes.Buffer
-	buf.Grow(64 + len(m.Text))
+	buf.Grow(128 + len(m.Text) + len(m.ID))
 	buf.WriteString(`{"data":`)
 	if v == graphql.Null {
 		// The field is non-null: a null notice nulls the whole result.

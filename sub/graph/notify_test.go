@@ -126,3 +126,27 @@ func TestOpenErrors(t *testing.T) {
 		t.Fatal("a refused subscription holds a shape")
 	}
 }
+
+// BenchmarkRender: one execution of a typical selection for one notice.
+func BenchmarkRender(b *testing.B) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r := &graph.Resolver{Audience: audience{}}
+	schema := graph.NewExecutableSchema(graph.Config{Resolvers: r})
+	exec := service.NewExecutor(schema, true, log)
+	n := graph.NewNotifications(schema, r, service.PresentError(log), service.Recover(log))
+	ctx := graphql.StartOperationTrace(context.Background())
+	opCtx, errs := exec.CreateOperationContext(ctx, &graphql.RawParams{Query: `subscription { onNotificationReceived(userName: "a") { id text timestamp } }`})
+	if errs != nil {
+		b.Fatal(errs)
+	}
+	f := graphql.CollectFields(opCtx, opCtx.Operation.SelectionSet, []string{"Subscription"})
+	_, shape, err := n.Open(ctx, opCtx, f[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := &wire.Message{V: 1, ID: "019ac4b2-0000-7000-8000-000000000000", Text: "Your order has shipped", TS: 1_700_000_000_123, Scope: wire.ScopePerson}
+	b.ReportAllocs()
+	for b.Loop() {
+		shape.Render(m)
+	}
+}

@@ -138,10 +138,13 @@ type Server struct {
 	log  *slog.Logger
 	root string // the schema's subscription type
 
-	ready   chan *conn
-	stopMu  sync.RWMutex
-	stopped bool
-	stop    chan struct{}
+	// Connections with frames to write, taken by the workers in chunks
+	// (one lock per chunk, not per connection, in a large fan-out).
+	readyMu sync.Mutex
+	ready   []*conn
+	head    int           // ready[head:] are waiting
+	stopped bool          // guarded by readyMu
+	wake    chan struct{} // a worker may take work
 	workers sync.WaitGroup
 
 	mu    sync.Mutex
@@ -193,8 +196,7 @@ func New(cfg Config) *Server {
 		cfg:   cfg,
 		log:   cfg.Logger.With("component", "transport"),
 		root:  "Subscription",
-		ready: make(chan *conn, 1<<14),
-		stop:  make(chan struct{}),
+		wake:  make(chan struct{}, cfg.Workers),
 		conns: map[*conn]struct{}{},
 	}
 	if t := cfg.Schema.Schema().Subscription; t != nil {
@@ -207,39 +209,67 @@ func New(cfg Config) *Server {
 	return s
 }
 
+// chunk is the most connections a worker takes at once.
+const chunk = 64
+
 func (s *Server) work() {
 	defer s.workers.Done()
+	var batch [chunk]*conn
 	for {
-		select {
-		case c := <-s.ready:
-			c.flush()
-		case <-s.stop:
-			for { // nothing is scheduled here any more: finish what was
-				select {
-				case c := <-s.ready:
-					c.flush()
-				default:
-					return
-				}
+		s.readyMu.Lock()
+		waiting := len(s.ready) - s.head
+		if waiting == 0 {
+			stopped := s.stopped
+			s.readyMu.Unlock()
+			if stopped {
+				return
 			}
+			<-s.wake
+			continue
+		}
+		n := copy(batch[:], s.ready[s.head:])
+		clear(s.ready[s.head : s.head+n])
+		s.head += n
+		if s.head == len(s.ready) {
+			s.ready, s.head = s.ready[:0], 0
+		} else if s.head > len(s.ready)/2 {
+			m := copy(s.ready, s.ready[s.head:])
+			clear(s.ready[m:])
+			s.ready, s.head = s.ready[:m], 0
+		}
+		more := n < waiting
+		s.readyMu.Unlock()
+		if more {
+			s.signal() // a large fan-out: another worker takes the next chunk
+		}
+		for i, c := range batch[:n] {
+			c.flush()
+			batch[i] = nil
 		}
 	}
 }
 
-// schedule hands c to a worker, or to a goroutine of its own when every
-// worker is busy with a large fan-out and the hand-off queue is full.
-func (s *Server) schedule(c *conn) {
-	s.stopMu.RLock()
-	if !s.stopped {
-		select {
-		case s.ready <- c:
-			s.stopMu.RUnlock()
-			return
-		default:
-		}
+func (s *Server) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default: // every worker has a wake-up pending already
 	}
-	s.stopMu.RUnlock()
-	go c.flush()
+}
+
+// schedule hands c to the workers (after Close, to a goroutine of its own).
+func (s *Server) schedule(c *conn) {
+	s.readyMu.Lock()
+	if s.stopped {
+		s.readyMu.Unlock()
+		go c.flush()
+		return
+	}
+	s.ready = append(s.ready, c)
+	first := len(s.ready)-s.head == 1
+	s.readyMu.Unlock()
+	if first {
+		s.signal()
+	}
 }
 
 // Handler serves WebSocket upgrades and SSE requests; every other request
@@ -350,14 +380,16 @@ func (s *Server) Drain(timeout time.Duration) bool {
 // Close stops the write workers; call it after CloseAll. Writes still
 // pending run on goroutines of their own.
 func (s *Server) Close() {
-	s.stopMu.Lock()
+	s.readyMu.Lock()
 	if s.stopped {
-		s.stopMu.Unlock()
+		s.readyMu.Unlock()
 		return
 	}
 	s.stopped = true
-	s.stopMu.Unlock()
-	close(s.stop)
+	s.readyMu.Unlock()
+	for range s.cfg.Workers { // workers finish what is queued, then stop
+		s.signal()
+	}
 	s.workers.Wait()
 	s.burstMu.Lock()
 	if s.burst != nil {
