@@ -53,6 +53,9 @@ const (
 	// CodeCursorExpired: a cursor can no longer be resumed exactly; fetch
 	// the list again and subscribe without it.
 	CodeCursorExpired = "CURSOR_EXPIRED"
+	// CodeSlowConsumer: an SSE stream's queue overflowed (its last event;
+	// a WebSocket is closed with 1013 instead); reconnect and catch up.
+	CodeSlowConsumer = "SLOW_CONSUMER"
 	// CodeUnavailable: a dependency (Redis) did not answer in time; retry.
 	CodeUnavailable = "UNAVAILABLE"
 	// CodeInternal: anything else; details only in the server log.
@@ -63,7 +66,7 @@ const (
 // no more and no fewer (dev/docs checks).
 var Codes = []string{
 	CodeParseFailed, CodeValidationFailed, CodeTooComplex, CodeBadRequest, CodeRequestTooLarge,
-	CodeBadUserInput, CodeUnauthenticated, CodeForbidden, CodeCursorExpired, CodeUnavailable, CodeInternal,
+	CodeBadUserInput, CodeUnauthenticated, CodeForbidden, CodeCursorExpired, CodeSlowConsumer, CodeUnavailable, CodeInternal,
 }
 
 // WriteHTTP answers an HTTP request that is refused before GraphQL runs

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/executor"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
@@ -14,6 +15,7 @@ import (
 	"github.com/oshirase/oshirase/service/errkind"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/validator/rules"
 )
 
 // NewGraphQL is the GraphQL handler both services serve: the streaming
@@ -34,21 +36,56 @@ func NewGraphQL(schema graphql.ExecutableSchema, introspection bool, log *slog.L
 	gql.AddTransport(transport.Options{})
 	gql.AddTransport(post{})
 	gql.AddTransport(unsupported{})
+	configure(gql, gql.SetValidationRulesFn, introspection, log)
+	gql.Use(streamsNeedStreaming{})
+	return gql
+}
+
+// NewExecutor is an executor of schema configured like NewGraphQL's
+// handler (limits, validation rules, cache, introspection switch, error
+// presentation, panic recovery), for a transport that runs operations
+// itself (sub's streams).
+func NewExecutor(schema graphql.ExecutableSchema, introspection bool, log *slog.Logger) *executor.Executor {
+	e := executor.New(schema)
+	configure(e, e.SetDefaultRulesFn, introspection, log)
+	return e
+}
+
+// settings is what a handler.Server and an executor.Executor both take.
+type settings interface {
+	SetQueryCache(graphql.Cache[*ast.QueryDocument])
+	SetParserTokenLimit(int)
+	Use(graphql.HandlerExtension)
+	SetErrorPresenter(graphql.ErrorPresenterFunc)
+	SetRecoverFunc(graphql.RecoverFunc)
+}
+
+// configure gives gql what every GraphQL endpoint serves with: a document
+// checked against the limits before it is validated, the spec's validation
+// rules, a parsed-query cache, introspection when allowed, errors presented
+// by ErrorFor and a panic in a resolver logged and answered "internal
+// error". setRules is gql's setter of validation rules (named differently
+// on the handler and the executor).
+func configure(gql settings, setRules func(func() *rules.Rules), introspection bool, log *slog.Logger) {
 	cache := lru.New[*ast.QueryDocument](1000)
 	gql.SetQueryCache(cache)
 	gql.SetParserTokenLimit(MaxQueryTokens)
 	gql.Use(operationLimits{maxTokens: MaxQueryTokens, maxSelections: MaxQuerySelections, maxRepeated: MaxRepeatedField, validated: cache})
-	gql.SetValidationRulesFn(validationRules)
-	gql.Use(streamsNeedStreaming{})
+	setRules(validationRules)
 	if introspection {
 		gql.Use(extension.Introspection{})
 	}
 	gql.SetErrorPresenter(PresentError(log))
-	gql.SetRecoverFunc(func(ctx context.Context, v any) error {
+	gql.SetRecoverFunc(Recover(log))
+}
+
+// Recover turns a panic in a resolver into an error that says nothing
+// more than "internal error" (ErrorFor codes it INTERNAL).
+func Recover(log *slog.Logger) graphql.RecoverFunc {
+	return func(ctx context.Context, v any) error {
 		log.Error("panic in resolver", "panic", v)
 		return errors.New("internal error")
-	})
-	return gql
+	}
 }
 
 // plainPOSTKey marks a request that came over plain POST, which has room

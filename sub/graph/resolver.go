@@ -1,14 +1,16 @@
 // Package graph is sub's GraphQL layer: the schema, gqlgen's generated
-// executor, and resolvers that only translate between GraphQL and the hub
-// (subscriptions) or the recent list (the notifications query).
+// executor, resolvers that only translate between GraphQL and the access
+// policy or the recent list (the notifications query), and Notifications, which opens onNotificationReceived streams
+// for the transport and executes their selection once per shape.
 package graph
 
 //go:generate go tool gqlgen generate
 
 import (
 	"context"
+	"fmt"
 
-	"github.com/oshirase/oshirase/sub/internal/hub"
+	"github.com/oshirase/oshirase/service/errkind"
 	"github.com/oshirase/oshirase/sub/internal/recent"
 	"github.com/oshirase/oshirase/wire"
 )
@@ -21,11 +23,11 @@ type Audience interface {
 
 // Resolver holds the resolvers' dependencies.
 type Resolver struct {
-	Hub      *hub.Hub
 	Audience Audience
 	// Recent lists recent notices (the notifications query).
 	Recent *recent.Lister
-	// OnDrop is called when the hub drops a subscription (it overflowed);
-	// it closes the subscriber's connection with the reason.
-	OnDrop func(ctx context.Context, reason error)
 }
+
+// errStreamOnly answers a subscription sent where no stream can carry it
+// (a plain POST): the transport serves subscriptions itself.
+var errStreamOnly = fmt.Errorf("%w: subscriptions are served over WebSocket (graphql-transport-ws, graphql-ws) or SSE (Accept: text/event-stream)", errkind.ErrBadInput)

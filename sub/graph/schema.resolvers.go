@@ -34,16 +34,9 @@ func (r *queryResolver) Notifications(ctx context.Context, userName string, firs
 
 // OnNotificationReceived is the resolver for the onNotificationReceived field.
 func (r *subscriptionResolver) OnNotificationReceived(ctx context.Context, userName string) (<-chan *wire.Message, error) {
-	channels, err := r.Audience.Channels(ctx, userName)
-	if err != nil {
-		return nil, err
-	}
-	s, err := r.Hub.Subscribe(ctx, channels, func(reason error) { r.OnDrop(ctx, reason) })
-	if err != nil {
-		return nil, err
-	}
-	context.AfterFunc(ctx, s.Close)
-	return s.C(), nil
+	// The transport opens these streams through Notifications; an
+	// executor reaches here only for a subscription sent by plain POST.
+	return nil, errStreamOnly
 }
 
 // Query returns QueryResolver implementation.

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
-	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -23,7 +22,7 @@ import (
 	"github.com/oshirase/oshirase/sub/internal/hub"
 	"github.com/oshirase/oshirase/sub/internal/recent"
 	"github.com/oshirase/oshirase/sub/internal/server"
-	"github.com/oshirase/oshirase/sub/internal/wsconn"
+	"github.com/oshirase/oshirase/sub/internal/transport"
 	"github.com/oshirase/oshirase/wire"
 )
 
@@ -32,9 +31,9 @@ import (
 // this instance's counts, close Redis.
 //
 // The order matters to clients: every WebSocket is closed with 1001 before
-// the hub ends any subscription. Ended first, a subscription would send
-// "complete", and a graphql-ws client reconnects but never resubscribes
-// what the server completed.
+// the hub ends any subscription, and no subscription is completed: a
+// graphql-ws client reconnects and resubscribes what the server did not
+// complete.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	opt := *cfg.Redis
 	opt.PoolSize = 4 // counts only; messages use the one Pub/Sub connection
@@ -48,16 +47,16 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Client:   rdb,
 		Handler:  func(ch wire.Channel, p []byte) { h.Deliver(ch, p) },
 		CountTTL: cfg.CountTTL,
-		Logger:   log,
 		// sub only reads the history; the settings say whether there is
 		// one, and give the epochs it creates pub's lifetime.
 		HistorySize: cfg.HistorySize,
 		HistoryTTL:  cfg.HistoryTTL,
+		Logger:      log,
 	})
 	if err != nil {
 		return err
 	}
-	h = hub.New(hub.Config{Bus: b, QueueSize: cfg.QueueSize, SubscribeTimeout: cfg.SubscribeWait, Logger: log})
+	h = hub.New(hub.Config{Bus: b, SubscribeTimeout: cfg.SubscribeWait, Logger: log})
 
 	var verifier *auth.Verifier
 	var audience graph.Audience = server.TrustingAudience{}
@@ -76,15 +75,15 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if origins.Any() {
 		log.Warn("ALLOWED_ORIGINS is *: any web page may connect; list your frontends' origins in production")
 	}
-	ws := wsconn.New(wsconn.Config{WriteTimeout: cfg.WriteTimeout})
-	registerMetrics(metrics, h, b, ws)
-
 	handler := server.New(server.Config{
 		Origins:       origins,
 		KeepAlive:     cfg.KeepAlive,
+		MissingPongOk: cfg.MissingPongOk,
 		InitTimeout:   cfg.InitTimeout,
 		ReadLimit:     int64(cfg.ReadLimit),
 		WriteTimeout:  cfg.WriteTimeout,
+		WriteQueue:    cfg.WriteQueue,
+		QueueSize:     cfg.QueueSize,
 		Playground:    cfg.Playground,
 		Introspection: cfg.Introspection,
 		Verifier:      verifier,
@@ -101,20 +100,22 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		},
 		Metrics: metrics,
 		Logger:  log,
-		WS:      ws,
 	})
+	ts := handler.Transport
+	defer ts.Close()
+	registerMetrics(metrics, h, b, handler)
 	srv, err := httpserve.Listen(fmt.Sprintf(":%d", cfg.Port), handler, log)
 	if err != nil {
 		return err
 	}
-	// At the start of Shutdown, once the listener is closed (no socket can
-	// arrive after), and again after it for a serve error: once either way.
-	closeSockets := sync.OnceFunc(func() { ws.CloseAll(1001, "server shutting down; reconnect") })
-	srv.RegisterOnShutdown(closeSockets)
+	// Clients reconnect on 1001 and resubscribe: no subscription is completed.
+	srv.RegisterOnShutdown(func() { ts.CloseAll(transport.CloseGoingAway, "server shutting down; reconnect") })
 	log.Info("sub listening", "addr", srv.Addr().String(), "graphql", "/graphql", "playground", cfg.Playground, "redis", opt.Addr)
 
 	err = srv.Run(ctx, cfg.ShutdownTimeout)
-	closeSockets() // waits for the run Shutdown started
+	if !ts.Drain(cfg.ShutdownTimeout) {
+		log.Warn("connections still open after SHUTDOWN_TIMEOUT; closing them")
+	}
 	h.Close()
 	if cerr := b.Close(); cerr != nil && !errors.Is(cerr, redis.ErrClosed) {
 		log.Warn("closing bus", "err", cerr)
@@ -126,14 +127,20 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	return nil
 }
 
-func registerMetrics(m *metrics.Registry, h *hub.Hub, b *bus.Redis, ws *wsconn.Implementation) {
+func registerMetrics(m *metrics.Registry, h *hub.Hub, b *bus.Redis, srv *server.Server) {
+	ts, n := srv.Transport, srv.Notifications
 	m.GaugeFunc("oshirase_sub_subscriptions", "Live subscriptions.", func() int64 { return h.Stats().Subscriptions })
-	m.GaugeFunc("oshirase_sub_connections", "Open WebSocket connections.", func() int64 { return int64(ws.Open()) })
+	m.GaugeFunc("oshirase_sub_connections", "Open WebSocket connections and SSE streams.", func() int64 { return ts.Stats().Open })
 	m.GaugeFunc("oshirase_sub_channels", "Redis channels with local subscribers.", func() int64 { return int64(b.Channels()) })
+	m.GaugeFunc("oshirase_sub_shapes", "Distinct selection shapes of live subscriptions.", func() int64 { return int64(n.Shapes()) })
 	m.CounterFunc("oshirase_sub_messages_received_total", "Messages received from Redis.", func() int64 { return h.Stats().Received })
-	m.CounterFunc("oshirase_sub_deliveries_total", "Notices enqueued to subscriptions.", func() int64 { return h.Stats().Delivered })
+	m.CounterFunc("oshirase_sub_deliveries_total", "Notices queued to subscriptions.", func() int64 { return h.Stats().Delivered })
+	m.CounterFunc("oshirase_sub_executions_total", "Notification selection sets executed: one per notice and shape on its channel.", n.Executions)
+	m.CounterFunc("oshirase_sub_frames_total", "Frames written to WebSockets and SSE streams.", func() int64 { return ts.Stats().Frames })
+	m.CounterFunc("oshirase_sub_writes_total", "Socket writes made for them (frames queued together share one).", func() int64 { return ts.Stats().Writes })
 	m.CounterFunc("oshirase_sub_malformed_total", "Messages from Redis that failed to decode and were skipped.", func() int64 { return h.Stats().Malformed })
-	m.CounterFunc("oshirase_sub_slow_dropped_total", "Subscriptions dropped because their queue overflowed.", func() int64 { return h.Stats().SlowDropped })
+	m.CounterFunc("oshirase_sub_slow_dropped_total", "Connections and SSE streams closed as slow consumers: their write queue overflowed, or a write blocked past WRITE_TIMEOUT.", func() int64 { return ts.Stats().SlowClosed })
+	m.CounterFunc("oshirase_sub_write_timeouts_total", "Connections cut off because a write blocked past WRITE_TIMEOUT.", func() int64 { return ts.Stats().WriteTimeouts })
 	m.CounterFunc("oshirase_sub_redis_sync_failures_total", "Rounds of SUBSCRIBE/count updates that failed and were retried.", b.SyncFailures)
 	m.GaugeFunc("go_goroutines", "Goroutines that currently exist.", func() int64 { return int64(runtime.NumGoroutine()) })
 	m.GaugeFunc("oshirase_sub_redis_up", "1 when the Redis Pub/Sub connection is up.", func() int64 {

@@ -1,13 +1,13 @@
 // Package hub fans notices out to the subscriptions of this instance. It
-// maps each channel to the local subscriptions reading it; delivery is a
-// non-blocking enqueue into each subscription's bounded queue, so one
-// subscriber that stops reading never delays another. A subscription whose
-// queue overflows is dropped, counted and told why.
+// maps each channel to the local subscriptions reading it. A notice is
+// decoded once, rendered once per selection shape present on its channel,
+// and the same bytes are handed to every subscription's sink without
+// blocking: a sink that is over its bound refuses and closes itself, so one
+// subscriber that stops reading never delays another.
 package hub
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
@@ -20,29 +20,51 @@ import (
 	"github.com/oshirase/oshirase/wire"
 )
 
-// ErrSlowConsumer is the reason given to a subscription dropped because its
-// queue overflowed.
-var ErrSlowConsumer = errors.New("hub: slow consumer: send queue overflowed")
-
 // ErrClosed is returned by Subscribe once the hub is closed.
 var ErrClosed = fmt.Errorf("hub: closed: %w", errkind.ErrUnavailable)
 
 // Bus is what the hub needs from the bus's subscriber side; bus.Redis
 // implements it.
 type Bus interface {
-	// Subscribe has every channel of chs live and counted, or fails.
+	// Subscribe records one more local subscription to each of chs, all
+	// at once. It returns once messages published to any of them from then
+	// on will reach the hub, or with an error (and nothing recorded).
 	Subscribe(ctx context.Context, chs []wire.Channel) error
-	// Unsubscribe gives back one reference to each channel of chs.
+	// Unsubscribe records that one local subscription to each of chs has
+	// ended.
 	Unsubscribe(chs []wire.Channel)
+}
+
+// Shape turns a notice into the payload a subscription sends. The hub
+// renders a notice once per distinct Shape on its channel and hands the
+// same bytes to every subscription of that shape, so Render must depend on
+// the shape and the notice only, and the bytes are never modified after.
+type Shape interface {
+	Render(m *wire.Message) []byte
+}
+
+// Verdict is a sink's answer to one payload.
+type Verdict uint8
+
+const (
+	// Sent: queued for the subscriber.
+	Sent Verdict = iota
+	// Refused: the subscriber is over its bound; the sink closes itself
+	// (and with it the subscription), saying why.
+	Refused
+	// Gone: the subscriber has ended; nothing was queued.
+	Gone
+)
+
+// Sink receives one subscription's payloads. Send must not block.
+type Sink interface {
+	Send(payload []byte) Verdict
 }
 
 // Config configures a Hub.
 type Config struct {
 	// Bus subscribes channels on the message bus. Required.
 	Bus Bus
-	// QueueSize is how many notices may wait for one subscription before it
-	// counts as a slow consumer. Default: 128.
-	QueueSize int
 	// SubscribeTimeout bounds how long Subscribe waits for the bus to
 	// have every channel live (Redis down: the subscriber gets an error
 	// instead of waiting forever). Default: 5s.
@@ -54,10 +76,11 @@ type Config struct {
 // Stats are the hub's counters since start.
 type Stats struct {
 	Subscriptions int64 // live now
-	Delivered     int64 // notices enqueued to a subscription
+	Delivered     int64 // payloads queued to a subscription
+	Refused       int64 // payloads a sink refused (its subscriber was over its bound)
+	Renders       int64 // notices rendered, once per shape present on their channel
 	Received      int64 // messages handed in by the bus
 	Malformed     int64 // messages that failed to decode and were skipped
-	SlowDropped   int64 // subscriptions dropped for overflowing their queue
 }
 
 const shardCount = 64
@@ -73,8 +96,8 @@ type Hub struct {
 	closed bool
 	live   map[*Subscription]struct{}
 
-	subscriptions, delivered, received, malformed, slowDropped atomic.Int64
-	malformedLog                                               logging.Throttle
+	subscriptions, delivered, refused, renders, received, malformed atomic.Int64
+	malformedLog                                                    logging.Throttle
 }
 
 type shard struct {
@@ -84,9 +107,6 @@ type shard struct {
 
 // New returns an empty hub.
 func New(cfg Config) *Hub {
-	if cfg.QueueSize <= 0 {
-		cfg.QueueSize = 128
-	}
 	if cfg.SubscribeTimeout <= 0 {
 		cfg.SubscribeTimeout = 5 * time.Second
 	}
@@ -105,39 +125,24 @@ func (h *Hub) shard(ch wire.Channel) *shard {
 }
 
 // Subscription is one subscriber's view of a set of channels: every
-// notice published to any of them arrives once on C, in publish order per
-// channel.
+// notice published to any of them is rendered in its shape and handed to
+// its sink once, in publish order per channel.
 type Subscription struct {
 	hub      *Hub
 	channels []wire.Channel
-	onDrop   func(error)
+	shape    Shape
+	sink     Sink
 
 	mu     sync.Mutex
-	c      chan *wire.Message
 	closed bool
-	err    error
 	held   bool // the channels hold a bus reference
-}
-
-// C delivers notices; it is closed when the subscription ends.
-func (s *Subscription) C() <-chan *wire.Message { return s.c }
-
-// Err is why the subscription ended early (ErrSlowConsumer), or nil.
-func (s *Subscription) Err() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err
 }
 
 // Subscribe starts a subscription to channels (no duplicates). It returns
 // once the bus has every channel live, so a notice published after it
-// returns is delivered. onDrop, if not nil, is called (on its own
-// goroutine) when the hub drops the subscription, with the reason, and
-// before C is closed: a transport that ends the connection in onDrop does
-// so before it could take the end of C for a normal end of the stream
-// (and tell its client "complete", after which it would not resubscribe).
-func (h *Hub) Subscribe(ctx context.Context, channels []wire.Channel, onDrop func(error)) (*Subscription, error) {
-	s := &Subscription{hub: h, channels: channels, onDrop: onDrop, c: make(chan *wire.Message, h.cfg.QueueSize)}
+// returns is delivered; notices published meanwhile may already reach sink.
+func (h *Hub) Subscribe(ctx context.Context, channels []wire.Channel, shape Shape, sink Sink) (*Subscription, error) {
+	s := &Subscription{hub: h, channels: channels, shape: shape, sink: sink}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -167,40 +172,27 @@ func (h *Hub) Subscribe(ctx context.Context, channels []wire.Channel, onDrop fun
 		s.held = true
 		s.mu.Unlock()
 		return s, nil
-	case err == nil: // dropped while subscribing
-		err = s.err
+	case err == nil: // closed while subscribing
 		s.mu.Unlock()
 		h.cfg.Bus.Unsubscribe(channels)
+		return nil, fmt.Errorf("hub: subscribe: %w", context.Canceled)
 	default:
 		s.mu.Unlock()
 		s.Close()
+		return nil, fmt.Errorf("hub: subscribe: %w", err)
 	}
-	return nil, fmt.Errorf("hub: subscribe: %w", err)
 }
 
-// Close ends the subscription and closes C. It is safe to call more than
-// once and from any goroutine.
+// Close ends the subscription: its sink gets nothing more. It is safe to
+// call more than once, from any goroutine, also while Subscribe waits.
 func (s *Subscription) Close() {
-	if held, ok := s.close(nil, true); ok {
-		s.release(held)
-	}
-}
-
-// close marks s closed with reason err, and closes C if endC (otherwise
-// the caller must). It reports whether this call did, and whether its
-// channels hold a bus reference to release.
-func (s *Subscription) close(err error, endC bool) (held bool, ok bool) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return false, false
+		return
 	}
 	s.closed = true
-	s.err = err
-	if endC {
-		close(s.c)
-	}
-	held = s.held
+	held := s.held
 	s.mu.Unlock()
 
 	h := s.hub
@@ -208,20 +200,15 @@ func (s *Subscription) close(err error, endC bool) (held bool, ok bool) {
 	delete(h.live, s)
 	h.mu.Unlock()
 	h.subscriptions.Add(-1)
-	return held, true
-}
-
-// release removes s from the index and gives back its bus references.
-func (s *Subscription) release(held bool) {
-	s.hub.unindex(s, s.channels)
+	h.unindex(s)
 	if held {
-		s.hub.cfg.Bus.Unsubscribe(s.channels)
+		h.cfg.Bus.Unsubscribe(s.channels)
 	}
 }
 
-// unindex removes s from the index entries of channels.
-func (h *Hub) unindex(s *Subscription, channels []wire.Channel) {
-	for _, ch := range channels {
+// unindex removes s from the index entries of its channels.
+func (h *Hub) unindex(s *Subscription) {
+	for _, ch := range s.channels {
 		sh := h.shard(ch)
 		sh.mu.Lock()
 		if set := sh.subs[ch]; set != nil {
@@ -234,23 +221,15 @@ func (h *Hub) unindex(s *Subscription, channels []wire.Channel) {
 	}
 }
 
-// offer enqueues m without blocking; false means the queue was full.
-func (s *Subscription) offer(m *wire.Message) (accepted, overflow bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false, false
-	}
-	select {
-	case s.c <- m:
-		return true, false
-	default:
-		return false, true
-	}
+// rendered is one shape's payload for the notice being delivered.
+type rendered struct {
+	shape   Shape
+	payload []byte
 }
 
-// Deliver decodes one message from the bus and enqueues it to every
-// local subscription of ch. It never blocks on a subscriber.
+// Deliver decodes one message from the bus, renders it once per shape
+// among the subscriptions of ch and hands the bytes to each of them. It
+// never blocks on a subscriber.
 func (h *Hub) Deliver(ch wire.Channel, payload []byte) {
 	h.received.Add(1)
 	m, err := wire.Decode(payload)
@@ -262,40 +241,36 @@ func (h *Hub) Deliver(ch wire.Channel, payload []byte) {
 		}
 		return
 	}
-	var slow []*Subscription
-	var n int64
+	// A channel's subscriptions come in a handful of shapes (usually one):
+	// a short list found by pointer beats a map.
+	var buf [4]rendered
+	shapes := buf[:0]
+	var sent, refused int64
 	sh := h.shard(ch)
 	sh.mu.RLock()
 	for s := range sh.subs[ch] {
-		ok, overflow := s.offer(m)
-		if ok {
-			n++
-		} else if overflow {
-			slow = append(slow, s)
+		var p []byte
+		for i := range shapes {
+			if shapes[i].shape == s.shape {
+				p = shapes[i].payload
+				break
+			}
+		}
+		if p == nil {
+			p = s.shape.Render(m)
+			shapes = append(shapes, rendered{s.shape, p})
+		}
+		switch s.sink.Send(p) {
+		case Sent:
+			sent++
+		case Refused:
+			refused++
 		}
 	}
 	sh.mu.RUnlock()
-	h.delivered.Add(n)
-	for _, s := range slow {
-		h.drop(s, ErrSlowConsumer)
-	}
-}
-
-func (h *Hub) drop(s *Subscription, reason error) {
-	// Closed to offers now; C stays open until onDrop has run (Subscribe).
-	held, ok := s.close(reason, false)
-	if !ok {
-		return
-	}
-	total := h.slowDropped.Add(1)
-	h.log.Warn("dropping subscription", "reason", reason, "queue", h.cfg.QueueSize, "dropped_total", total)
-	go func() {
-		s.release(held)
-		if s.onDrop != nil {
-			s.onDrop(reason)
-		}
-		close(s.c)
-	}()
+	h.delivered.Add(sent)
+	h.refused.Add(refused)
+	h.renders.Add(int64(len(shapes)))
 }
 
 // Stats returns the hub's counters.
@@ -303,13 +278,16 @@ func (h *Hub) Stats() Stats {
 	return Stats{
 		Subscriptions: h.subscriptions.Load(),
 		Delivered:     h.delivered.Load(),
+		Refused:       h.refused.Load(),
+		Renders:       h.renders.Load(),
 		Received:      h.received.Load(),
 		Malformed:     h.malformed.Load(),
-		SlowDropped:   h.slowDropped.Load(),
 	}
 }
 
-// Close ends every subscription and refuses new ones.
+// Close ends every subscription and refuses new ones. Sinks are not told:
+// the transport closes its connections first (at shutdown, with a code
+// that makes clients reconnect and resubscribe elsewhere).
 func (h *Hub) Close() {
 	h.mu.Lock()
 	h.closed = true

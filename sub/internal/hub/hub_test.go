@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 )
 
 // fakeBus counts references; the hub's logic is pure, so an in-memory
-// stand-in is enough here (the Redis bus has its own tests).
+// stand-in is enough here (the Redis broker has its own tests).
 type fakeBus struct {
 	mu   sync.Mutex
 	refs map[wire.Channel]int
@@ -75,7 +76,55 @@ func payload(t testing.TB, text string) []byte {
 	return b
 }
 
+// sink records what a subscription is sent; past limit it refuses, as a
+// connection over its queue bound does.
+type sink struct {
+	mu    sync.Mutex
+	got   []string
+	limit int
+}
+
+func newSink(limit int) *sink { return &sink{limit: limit} }
+
+func (s *sink) Send(p []byte) hub.Verdict {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.limit > 0 && len(s.got) >= s.limit {
+		return hub.Refused
+	}
+	s.got = append(s.got, string(p))
+	return hub.Sent
+}
+
+func (s *sink) take() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	got := s.got
+	s.got = nil
+	return got
+}
+
+// shape renders "name:text" and counts its renders.
+type shape struct {
+	name    string
+	renders atomic.Int64
+}
+
+func (s *shape) Render(m *wire.Message) []byte {
+	s.renders.Add(1)
+	return []byte(s.name + ":" + m.Text)
+}
+
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func subscribe(t testing.TB, h *hub.Hub, sh hub.Shape, sk hub.Sink, chs ...wire.Channel) *hub.Subscription {
+	t.Helper()
+	s, err := h.Subscribe(context.Background(), chs, sh, sk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
 
 func TestDeliversOnceToEachSubscriptionOfTheChannel(t *testing.T) {
 	b := newFakeBus()
@@ -83,148 +132,92 @@ func TestDeliversOnceToEachSubscriptionOfTheChannel(t *testing.T) {
 	defer h.Close()
 	bob := channel(t, "bob")
 	company, _ := wire.NewChannel("acme", wire.ScopeCompany, "")
-	tab1, err := h.Subscribe(context.Background(), []wire.Channel{bob, company}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tab2, _ := h.Subscribe(context.Background(), []wire.Channel{bob}, nil)
-	alice, _ := h.Subscribe(context.Background(), []wire.Channel{channel(t, "alice"), company}, nil)
+	sh := &shape{name: "s"}
+	tab1, tab2, alice := newSink(0), newSink(0), newSink(0)
+	s1 := subscribe(t, h, sh, tab1, bob, company)
+	s2 := subscribe(t, h, sh, tab2, bob)
+	s3 := subscribe(t, h, sh, alice, channel(t, "alice"), company)
 
 	h.Deliver(bob, payload(t, "for bob"))
 	h.Deliver(company, payload(t, "for all"))
 	for _, tc := range []struct {
-		s    *hub.Subscription
+		s    *sink
 		want []string
-	}{{tab1, []string{"for bob", "for all"}}, {tab2, []string{"for bob"}}, {alice, []string{"for all"}}} {
-		for _, want := range tc.want {
-			select {
-			case m := <-tc.s.C():
-				if m.Text != want {
-					t.Fatalf("got %q, want %q", m.Text, want)
-				}
-			default:
-				t.Fatalf("missing %q", want)
-			}
-		}
-		select {
-		case m := <-tc.s.C():
-			t.Fatalf("extra notice %q", m.Text)
-		default:
+	}{{tab1, []string{"s:for bob", "s:for all"}}, {tab2, []string{"s:for bob"}}, {alice, []string{"s:for all"}}} {
+		if got := tc.s.take(); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Fatalf("got %q, want %q", got, tc.want)
 		}
 	}
-	if got := h.Stats().Delivered; got != 4 {
-		t.Fatalf("Delivered = %d, want 4", got)
+	if st := h.Stats(); st.Delivered != 4 || st.Renders != 2 {
+		t.Fatalf("stats %+v, want 4 delivered from 2 renders", st)
 	}
-	tab1.Close()
-	tab1.Close() // idempotent
-	tab2.Close()
-	alice.Close()
+	s1.Close()
+	s1.Close() // idempotent
+	s2.Close()
+	s3.Close()
+	h.Deliver(bob, payload(t, "after close"))
+	if got := tab1.take(); len(got) != 0 {
+		t.Fatalf("a closed subscription got %q", got)
+	}
 	if n := b.total(); n != 0 {
 		t.Fatalf("%d broker references left", n)
 	}
 }
 
-// A dropped subscription's C ends only after onDrop has run: a transport
-// closes the connection there, before the end of C could read as a normal
-// end of the stream.
-func TestDropTellsBeforeCEnds(t *testing.T) {
-	b := newFakeBus()
-	h := hub.New(hub.Config{Bus: b, QueueSize: 1})
+// A notice is rendered once per shape present on its channel, and every
+// subscription of a shape gets that shape's bytes.
+func TestRendersOncePerShape(t *testing.T) {
+	h := hub.New(hub.Config{Bus: newFakeBus()})
 	defer h.Close()
-	ch := channel(t, "bob")
-	inDrop, release := make(chan struct{}), make(chan struct{})
-	slow, _ := h.Subscribe(context.Background(), []wire.Channel{ch}, func(error) {
-		close(inDrop)
-		<-release
-	})
-	h.Deliver(ch, payload(t, "queued"))
-	h.Deliver(ch, payload(t, "overflow"))
-	select {
-	case <-inDrop:
-	case <-time.After(5 * time.Second):
-		t.Fatal("not dropped")
+	company, _ := wire.NewChannel("acme", wire.ScopeCompany, "")
+	shapes := []*shape{{name: "a"}, {name: "b"}, {name: "c"}}
+	sinks := make([]*sink, 1000)
+	for i := range sinks {
+		sinks[i] = newSink(0)
+		subscribe(t, h, shapes[i%2], sinks[i], company, channel(t, fmt.Sprint("user-", i)))
 	}
-	<-slow.C() // the queued notice
-	select {
-	case _, open := <-slow.C():
-		t.Fatalf("C ended (open %v) while onDrop was still running", open)
-	case <-time.After(50 * time.Millisecond):
-	}
-	close(release)
-	select {
-	case _, open := <-slow.C():
-		if open {
-			t.Fatal("a notice after the drop")
+	h.Deliver(company, payload(t, "all hands"))
+	for i, s := range sinks {
+		want := shapes[i%2].name + ":all hands"
+		if got := s.take(); len(got) != 1 || got[0] != want {
+			t.Fatalf("subscriber %d got %q, want [%s]", i, got, want)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("C not closed after onDrop returned")
+	}
+	for _, sh := range shapes {
+		want := int64(1)
+		if sh.name == "c" {
+			want = 0 // no subscription of this shape on the channel
+		}
+		if got := sh.renders.Load(); got != want {
+			t.Fatalf("shape %s rendered %d times, want %d", sh.name, got, want)
+		}
+	}
+	if st := h.Stats(); st.Renders != 2 || st.Delivered != 1000 {
+		t.Fatalf("stats %+v", st)
 	}
 }
 
-func TestOverflowDropsOnlyTheSlowSubscription(t *testing.T) {
-	b := newFakeBus()
-	h := hub.New(hub.Config{Bus: b, QueueSize: 4})
+// A sink that refuses (its subscriber is over its bound) is counted; the
+// others still get every notice.
+func TestRefusalTouchesOnlyTheSlowSubscription(t *testing.T) {
+	h := hub.New(hub.Config{Bus: newFakeBus()})
 	defer h.Close()
 	ch := channel(t, "bob")
-	dropped := make(chan error, 1)
-	slow, _ := h.Subscribe(context.Background(), []wire.Channel{ch}, func(err error) { dropped <- err })
-	fast, _ := h.Subscribe(context.Background(), []wire.Channel{ch}, nil)
-
-	// Deliver must return at once even though slow's queue is full: run it
-	// where a blocking enqueue shows up as this test's own failure, not as
-	// a hang until the package timeout.
-	delivered := make(chan struct{})
-	go func() {
-		defer close(delivered)
-		for i := range 10 {
-			h.Deliver(ch, payload(t, fmt.Sprint(i)))
-			<-fast.C() // the fast one keeps up
+	sh := &shape{name: "s"}
+	slow, fast := newSink(4), newSink(0)
+	subscribe(t, h, sh, slow, ch)
+	subscribe(t, h, sh, fast, ch)
+	for i := range 10 {
+		h.Deliver(ch, payload(t, fmt.Sprint(i)))
+		if got := fast.take(); len(got) != 1 {
+			t.Fatalf("fast subscriber got %q for notice %d", got, i)
 		}
-	}()
-	select {
-	case <-delivered:
-	case <-time.After(5 * time.Second):
-		// Unblock the stuck Deliver so that the deferred Close cannot hang,
-		// then fail.
-		go func() {
-			for {
-				select {
-				case <-slow.C():
-				case <-delivered:
-					return
-				}
-			}
-		}()
-		select {
-		case <-delivered:
-		case <-time.After(5 * time.Second):
-		}
-		t.Fatal("Deliver blocked for 5s on a subscription whose queue was full; it must never block on a subscriber")
 	}
-	select {
-	case err := <-dropped:
-		if !errors.Is(err, hub.ErrSlowConsumer) {
-			t.Fatalf("drop reason %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("slow subscription not dropped")
+	if got := slow.take(); len(got) != 4 {
+		t.Fatalf("slow subscriber kept %d notices, want its bound 4", len(got))
 	}
-	if !errors.Is(slow.Err(), hub.ErrSlowConsumer) {
-		t.Fatalf("Err() = %v", slow.Err())
-	}
-	n := 0
-	for range slow.C() { // queued notices drain, then C is closed
-		n++
-	}
-	if n != 4 {
-		t.Fatalf("slow subscription kept %d notices, want its queue size 4", n)
-	}
-	if st := h.Stats(); st.SlowDropped != 1 || st.Subscriptions != 1 {
+	if st := h.Stats(); st.Refused != 6 || st.Delivered != 14 {
 		t.Fatalf("stats %+v", st)
-	}
-	fast.Close()
-	if got := b.total(); got != 0 {
-		t.Fatalf("%d broker references left", got)
 	}
 }
 
@@ -232,11 +225,12 @@ func TestMalformedMessagesAreCountedAndSkipped(t *testing.T) {
 	h := hub.New(hub.Config{Bus: newFakeBus()})
 	defer h.Close()
 	ch := channel(t, "bob")
-	s, _ := h.Subscribe(context.Background(), []wire.Channel{ch}, nil)
+	s := newSink(0)
+	subscribe(t, h, &shape{name: "s"}, s, ch)
 	h.Deliver(ch, []byte("{nope"))
 	h.Deliver(ch, payload(t, "ok"))
-	if m := <-s.C(); m.Text != "ok" {
-		t.Fatalf("got %q", m.Text)
+	if got := s.take(); len(got) != 1 || got[0] != "s:ok" {
+		t.Fatalf("got %q", got)
 	}
 	if got := h.Stats().Malformed; got != 1 {
 		t.Fatalf("Malformed = %d", got)
@@ -248,7 +242,7 @@ func TestBrokerFailureReleasesWhatWasTaken(t *testing.T) {
 	b.fail = channel(t, "down")
 	h := hub.New(hub.Config{Bus: b})
 	defer h.Close()
-	_, err := h.Subscribe(context.Background(), []wire.Channel{channel(t, "up"), b.fail}, nil)
+	_, err := h.Subscribe(context.Background(), []wire.Channel{channel(t, "up"), b.fail}, &shape{}, newSink(0))
 	if err == nil {
 		t.Fatal("Subscribe succeeded with a failing broker")
 	}
@@ -262,8 +256,9 @@ func TestBrokerFailureReleasesWhatWasTaken(t *testing.T) {
 
 func TestConcurrentSubscribeDeliverClose(t *testing.T) {
 	b := newFakeBus()
-	h := hub.New(hub.Config{Bus: b, QueueSize: 8})
+	h := hub.New(hub.Config{Bus: b})
 	chs := []wire.Channel{channel(t, "a"), channel(t, "b"), channel(t, "c")}
+	shapes := []*shape{{name: "x"}, {name: "y"}}
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	wg.Add(1)
@@ -286,18 +281,10 @@ func TestConcurrentSubscribeDeliverClose(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := range 300 {
-				s, err := h.Subscribe(context.Background(), []wire.Channel{chs[(i+j)%3], chs[(i+j+1)%3]}, nil)
-				if errors.Is(err, hub.ErrSlowConsumer) {
-					continue // flooded before it could read: a legitimate outcome
-				}
+				s, err := h.Subscribe(context.Background(), []wire.Channel{chs[(i+j)%3], chs[(i+j+1)%3]}, shapes[j%2], newSink(8))
 				if err != nil {
 					t.Error(err)
 					return
-				}
-				if j%2 == 0 {
-					for range len(s.C()) {
-						<-s.C()
-					}
 				}
 				s.Close()
 			}
@@ -305,28 +292,31 @@ func TestConcurrentSubscribeDeliverClose(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond)
 	close(stop)
-	finished := make(chan struct{})
-	go func() { wg.Wait(); close(finished) }()
-	select {
-	case <-finished:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Deliver, Subscribe or Close still blocked 10s after the load stopped: a blocking send or a lock held across one")
-	}
+	wg.Wait()
 	h.Close()
-	time.Sleep(50 * time.Millisecond) // drop callbacks run on their own goroutines
 	if n := b.total(); n != 0 {
 		t.Fatalf("%d broker references left", n)
+	}
+	if st := h.Stats(); st.Subscriptions != 0 {
+		t.Fatalf("stats %+v", st)
 	}
 }
 
 func TestCloseEndsEverySubscriptionAndRefusesNew(t *testing.T) {
-	h := hub.New(hub.Config{Bus: newFakeBus()})
-	s, _ := h.Subscribe(context.Background(), []wire.Channel{channel(t, "bob")}, nil)
+	b := newFakeBus()
+	h := hub.New(hub.Config{Bus: b})
+	ch := channel(t, "bob")
+	s := newSink(0)
+	subscribe(t, h, &shape{name: "s"}, s, ch)
 	h.Close()
-	if _, open := <-s.C(); open {
-		t.Fatal("C still open after Close")
+	h.Deliver(ch, payload(t, "after close"))
+	if got := s.take(); len(got) != 0 {
+		t.Fatalf("got %q after Close", got)
 	}
-	if _, err := h.Subscribe(context.Background(), []wire.Channel{channel(t, "bob")}, nil); !errors.Is(err, hub.ErrClosed) {
+	if n := b.total(); n != 0 {
+		t.Fatalf("%d broker references left", n)
+	}
+	if _, err := h.Subscribe(context.Background(), []wire.Channel{ch}, &shape{}, newSink(0)); !errors.Is(err, hub.ErrClosed) {
 		t.Fatalf("Subscribe after Close: %v", err)
 	}
 }

@@ -6,11 +6,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/handler/transport"
-
 	"github.com/oshirase/oshirase/service/auth"
 	"github.com/oshirase/oshirase/service/errkind"
-	"github.com/oshirase/oshirase/sub/internal/wsconn"
 )
 
 // authenticator verifies tokens for AUTH_MODE=jwt.
@@ -42,38 +39,36 @@ func (a authenticator) keepRequestToken(next http.Handler) http.Handler {
 	})
 }
 
-// initFunc authenticates a WebSocket at connection_init: the token in the
+// connContext keeps of a WebSocket's upgrade request only the token it
+// carried, for connection_init.
+func connContext(r *http.Request) context.Context {
+	ctx := context.Background()
+	if tok, ok := r.Context().Value(requestTokenKey{}).(string); ok {
+		ctx = context.WithValue(ctx, requestTokenKey{}, tok)
+	}
+	return ctx
+}
+
+// init authenticates a WebSocket at connection_init: the token in the
 // payload ("Authorization": "Bearer …" or "authToken"), else the upgrade
-// request's. A rejected connection is closed with 4403; an accepted one is
-// closed with 4403 when its token expires (exp plus the leeway, as on SSE).
-func (a authenticator) initFunc(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+// request's. The transport closes a refused connection with 4403, and an
+// accepted one with 4403 when its token expires (expiry).
+func (a authenticator) init(ctx context.Context, payload map[string]any) (context.Context, error) {
 	tok := auth.TokenFromInitPayload(payload)
 	if tok == "" {
 		tok, _ = ctx.Value(requestTokenKey{}).(string)
 	}
 	id, err := a.v.Verify(ctx, tok)
 	if err != nil {
-		ctx = transport.WithWebsocketCloseCode(ctx, wsconn.CloseForbidden)
-		return transport.AppendCloseReason(ctx, "Forbidden"), nil, err
+		return ctx, err
 	}
-	ctx = auth.WithIdentity(ctx, id)
-	if !id.ExpiresAt.IsZero() {
-		expire := time.AfterFunc(time.Until(id.ExpiresAt), func() {
-			_ = wsconn.Close(ctx, wsconn.CloseForbidden, "Forbidden: token expired")
-		})
-		context.AfterFunc(ctx, func() { expire.Stop() })
-	}
-	return ctx, nil, nil
+	return auth.WithIdentity(ctx, id), nil
 }
 
-// credentialExpiry is when a stream must end because its credential does
-// (exp plus the leeway): a stream is served exactly as long as its token
-// would be accepted, then ends with UNAUTHENTICATED.
-func credentialExpiry(ctx context.Context) (time.Time, error) {
-	if id, ok := auth.FromContext(ctx); ok {
-		return id.ExpiresAt, auth.ErrExpired
-	}
-	return time.Time{}, nil
+// expiry is when the credential of ctx expires (zero: never, or none).
+func expiry(ctx context.Context) time.Time {
+	id, _ := auth.FromContext(ctx)
+	return id.ExpiresAt
 }
 
 // forbidden is the error for a subscription the token does not allow.

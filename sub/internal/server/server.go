@@ -1,5 +1,6 @@
-// Package server assembles sub's HTTP surface: the GraphQL endpoint (POST
-// and WebSocket), the Playground, health, readiness and metrics.
+// Package server assembles sub's HTTP surface: the GraphQL endpoint
+// (WebSocket and SSE streams served by the transport, POST by gqlgen), the
+// Playground, health, readiness and metrics.
 package server
 
 import (
@@ -8,7 +9,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/playground"
 
 	"github.com/oshirase/oshirase/service/auth"
@@ -19,21 +20,20 @@ import (
 	"github.com/oshirase/oshirase/sub/internal/demo"
 	"github.com/oshirase/oshirase/sub/internal/hub"
 	"github.com/oshirase/oshirase/sub/internal/recent"
-	"github.com/oshirase/oshirase/sub/internal/wsconn"
+	"github.com/oshirase/oshirase/sub/internal/transport"
+	"github.com/oshirase/oshirase/wire"
 )
-
-// CloseSlowConsumer is the WebSocket close code for a subscriber dropped
-// because it stopped reading (RFC 6455 1013, "try again later"): the
-// client may reconnect and catch up.
-const CloseSlowConsumer = 1013
 
 // Config configures the handler.
 type Config struct {
 	Origins       httpserve.Origins
-	KeepAlive     time.Duration // legacy "ka" and graphql-transport-ws ping interval
+	KeepAlive     time.Duration // legacy "ka", graphql-transport-ws ping and SSE ping interval
+	MissingPongOk bool          // keep graphql-transport-ws peers that answer no ping
 	InitTimeout   time.Duration // how long a connection may wait before connection_init
-	ReadLimit     int64         // largest client message or request body, bytes
+	ReadLimit     int64         // largest client message or SSE request body, bytes
 	WriteTimeout  time.Duration // a write blocked longer cuts the peer off
+	WriteQueue    int           // bytes that may wait for one connection
+	QueueSize     int           // notices that may wait for one subscription
 	Playground    bool
 	Introspection bool
 	// Verifier checks tokens in AUTH_MODE=jwt; nil trusts clients (none).
@@ -50,47 +50,48 @@ type Deps struct {
 	Ready    func() error // nil when ready to serve
 	Metrics  *metrics.Registry
 	Logger   *slog.Logger
-	WS       *wsconn.Implementation
 }
 
-// New returns sub's HTTP handler.
-func New(cfg Config, d Deps) http.Handler {
-	resolver := &graph.Resolver{
-		Hub:      d.Hub,
-		Recent:   d.Recent,
-		Audience: d.Audience,
-		OnDrop: func(ctx context.Context, reason error) {
-			if err := wsconn.Close(ctx, CloseSlowConsumer, reason.Error()); err != nil {
-				d.Logger.Debug("dropped subscription had no websocket to close", "err", err)
-			}
-		},
+// Server is sub's HTTP handler and the stream engine behind it.
+type Server struct {
+	http.Handler
+	// Transport serves the streams; close its connections at shutdown.
+	Transport *transport.Server
+	// Notifications renders notices (Executions counts them).
+	Notifications *graph.Notifications
+}
+
+// New returns sub's HTTP handler. Close the Transport when done.
+func New(cfg Config, d Deps) *Server {
+	resolver := &graph.Resolver{Audience: d.Audience, Recent: d.Recent}
+	schema := graph.NewExecutableSchema(graph.Config{Resolvers: resolver})
+	notifications := graph.NewNotifications(schema, resolver, gqlserve.PresentError(d.Logger), gqlserve.Recover(d.Logger))
+	tcfg := transport.Config{
+		Schema:          schema,
+		Exec:            gqlserve.NewExecutor(schema, cfg.Introspection, d.Logger),
+		Streams:         streams{notifications},
+		Hub:             d.Hub,
+		KeepAlive:       cfg.KeepAlive,
+		MissingPongOk:   cfg.MissingPongOk,
+		InitTimeout:     cfg.InitTimeout,
+		ReadLimit:       cfg.ReadLimit,
+		WriteTimeout:    cfg.WriteTimeout,
+		WriteQueueBytes: cfg.WriteQueue,
+		QueueSize:       cfg.QueueSize,
+		Logger:          d.Logger,
 	}
 	var authn authenticator
-	var initFunc transport.WebsocketInitFunc
 	if cfg.Verifier != nil {
 		authn = authenticator{v: cfg.Verifier, cookie: cfg.AuthCookie}
-		initFunc = authn.initFunc
+		tcfg.ConnContext = connContext
+		tcfg.Init = authn.init
+		tcfg.Expiry = expiry
 	}
-	ws := d.WS.Transport(transport.Websocket{
-		InitFunc:              initFunc,
-		KeepAlivePingInterval: cfg.KeepAlive,
-		PingPongInterval:      cfg.KeepAlive,
-		InitTimeout:           cfg.InitTimeout,
-		PayloadReadLimit:      &cfg.ReadLimit,
-		ErrorFunc: func(ctx context.Context, err error) {
-			d.Logger.Debug("websocket error", "err", err)
-		},
-	})
-	sse := d.WS.SSE(wsconn.SSE{
-		SSE:          transport.SSE{KeepAlivePingInterval: cfg.KeepAlive},
-		WriteTimeout: cfg.WriteTimeout,
-		ReadLimit:    cfg.ReadLimit,
-		Deadline:     credentialExpiry,
-	})
-	gql := gqlserve.NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: resolver}), cfg.Introspection, d.Logger, ws, sse)
+	ts := transport.New(tcfg)
+	gql := gqlserve.NewGraphQL(schema, cfg.Introspection, d.Logger)
 
 	mux := http.NewServeMux()
-	var api http.Handler = d.WS.Middleware(gqlserve.LimitBody(cfg.ReadLimit, gql))
+	api := ts.Handler(gqlserve.LimitBody(cfg.ReadLimit, gql))
 	if cfg.Verifier != nil {
 		api = authn.keepRequestToken(httpserve.RequireCredentials(authn.http, api))
 	}
@@ -108,5 +109,16 @@ func New(cfg Config, d Deps) http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", d.Metrics)
-	return mux
+	return &Server{Handler: mux, Transport: ts, Notifications: notifications}
+}
+
+// streams adapts graph.Notifications to the transport.
+type streams struct{ n *graph.Notifications }
+
+func (s streams) Open(ctx context.Context, opCtx *graphql.OperationContext, field graphql.CollectedField) ([]wire.Channel, transport.Shape, error) {
+	chs, shape, err := s.n.Open(ctx, opCtx, field)
+	if err != nil {
+		return nil, nil, err
+	}
+	return chs, shape, nil
 }

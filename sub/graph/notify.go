@@ -1,0 +1,214 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/oshirase/oshirase/wire"
+)
+
+// Notifications serves onNotificationReceived to the transport, which runs
+// the stream itself: Open checks a subscription's root field and says which
+// channels it reads and in which shape its notices render; Shape.Render
+// executes the selection set with gqlgen's generated code, once per notice
+// and shape however many subscriptions share it.
+//
+// Why drive the generated code directly: gqlgen's own path to a
+// subscription's events (DispatchOperation → ResolveFieldStream) keeps a
+// goroutine, a channel and an operation context per subscription and
+// executes the selection for each of them. Calling the generated
+// _Notification for a shape's representative operation is the same field
+// execution (scalar and enum marshalling, field middleware, error
+// presentation, panic recovery) with none of the per-subscription state.
+// It uses unexported generated names, so this file lives in the package; a
+// regeneration that renamed them would fail to compile, not misbehave.
+type Notifications struct {
+	es        *executableSchema
+	resolver  *Resolver
+	presenter graphql.ErrorPresenterFunc
+	recover   graphql.RecoverFunc
+
+	mu     sync.Mutex
+	shapes map[string]*Shape
+
+	executions atomic.Int64
+}
+
+// NewNotifications returns the stream side of schema (a NewExecutableSchema
+// of this package). presenter and recover are the ones the executor uses,
+// so errors inside a notice look like any other.
+func NewNotifications(schema graphql.ExecutableSchema, r *Resolver, presenter graphql.ErrorPresenterFunc, recover graphql.RecoverFunc) *Notifications {
+	es, ok := schema.(*executableSchema)
+	if !ok {
+		panic("graph: NewNotifications needs this package's executable schema")
+	}
+	if presenter == nil {
+		presenter = graphql.DefaultErrorPresenter
+	}
+	if recover == nil {
+		recover = graphql.DefaultRecover
+	}
+	return &Notifications{es: es, resolver: r, presenter: presenter, recover: recover, shapes: map[string]*Shape{}}
+}
+
+// Executions is how many times a Notification selection set was executed
+// for a notice: once per notice and shape present on its channel.
+func (n *Notifications) Executions() int64 { return n.executions.Load() }
+
+// Shapes is how many distinct shapes live subscriptions use.
+func (n *Notifications) Shapes() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.shapes)
+}
+
+// Open starts what a subscription operation's one root field asks for: the
+// channels it may read (the access policy decides) and its shape, which the
+// caller releases when the subscription ends. A field that is not a stream
+// of this schema is a validation error (code GRAPHQL_VALIDATION_FAILED);
+// other errors are the resolver's (bad input, forbidden).
+func (n *Notifications) Open(ctx context.Context, opCtx *graphql.OperationContext, field graphql.CollectedField) ([]wire.Channel, *Shape, error) {
+	if field.Name != "onNotificationReceived" {
+		err := gqlerror.ErrorPosf(field.Position, "%s is not a subscription stream of this schema", strconv.Quote(field.Name))
+		errcode.Set(err, errcode.ValidationFailed)
+		return nil, nil, err
+	}
+	ec := newExecutionContext(opCtx, n.es, nil)
+	args, err := ec.field_Subscription_onNotificationReceived_args(ctx, field.ArgumentMap(opCtx.Variables))
+	if err != nil {
+		return nil, nil, err
+	}
+	channels, err := n.resolver.Audience.Channels(ctx, args["userName"].(string))
+	if err != nil {
+		return nil, nil, err
+	}
+	return channels, n.intern(opCtx, field), nil
+}
+
+// A Shape is a Notification selection after aliases, fragments,
+// __typename and @include/@skip are resolved with its operation's
+// variables. Subscriptions with the same shape render a notice to the same
+// bytes, so the hub renders it once for all of them.
+type Shape struct {
+	n     *Notifications
+	key   string // "" for a shape that is never shared
+	opCtx *graphql.OperationContext
+	field graphql.CollectedField
+	base  context.Context // the operation and the root field, as execution sees them
+	refs  int             // guarded by n.mu
+}
+
+// Key identifies the shape: equal keys render equal bytes.
+func (s *Shape) Key() string { return s.key }
+
+// shapeKey is the root field's response key, then each collected field's
+// response key and name. A field with arguments or a selection of its own
+// (the schema has none on Notification today) makes the shape unshared
+// rather than risk two different renderings under one key.
+func shapeKey(opCtx *graphql.OperationContext, field graphql.CollectedField) (string, bool) {
+	var b strings.Builder
+	b.WriteString(field.Alias)
+	for _, f := range graphql.CollectFields(opCtx, field.Selections, notificationImplementors) {
+		if len(f.Arguments) > 0 || len(f.Selections) > 0 {
+			return "", false
+		}
+		b.WriteByte(0)
+		b.WriteString(f.Alias)
+		b.WriteByte(':')
+		b.WriteString(f.Name)
+	}
+	return b.String(), true
+}
+
+func (n *Notifications) intern(opCtx *graphql.OperationContext, field graphql.CollectedField) *Shape {
+	key, shared := shapeKey(opCtx, field)
+	if !shared {
+		return n.newShape("", opCtx, field)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s := n.shapes[key]
+	if s == nil {
+		s = n.newShape(key, opCtx, field)
+		n.shapes[key] = s
+		return s
+	}
+	s.refs++
+	return s
+}
+
+func (n *Notifications) newShape(key string, opCtx *graphql.OperationContext, field graphql.CollectedField) *Shape {
+	ctx := graphql.WithOperationContext(context.Background(), opCtx)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription", Field: field, IsMethod: true, IsResolver: true,
+	})
+	return &Shape{n: n, key: key, opCtx: opCtx, field: field, base: ctx, refs: 1}
+}
+
+// Release gives back one subscription's hold on the shape; the last one
+// forgets it (shapes are keyed by client-chosen aliases, so they must not
+// outlive their subscriptions).
+func (s *Shape) Release() {
+	if s.key == "" {
+		return
+	}
+	n := s.n
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if s.refs--; s.refs == 0 && n.shapes[s.key] == s {
+		delete(n.shapes, s.key)
+	}
+}
+
+// Render executes the shape's selection for m and returns the GraphQL
+// response as a subscription event carries it: {"data":{…}} with "errors"
+// when a field failed. The bytes are shared by every subscription of the
+// shape and never modified.
+func (s *Shape) Render(m *wire.Message) []byte {
+	n := s.n
+	n.executions.Add(1)
+	ctx := graphql.WithResponseContext(s.base, n.presenter, n.recover) // errors are per execution
+	ec := newExecutionContext(s.opCtx, n.es, nil)
+	var v graphql.Marshaler
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				graphql.AddError(ctx, ec.Recover(ctx, r))
+				v = graphql.Null
+			}
+		}()
+		v = ec._Notification(ctx, s.field.Selections, m)
+	}()
+
+	var buf bytes.Buffer
+	buf.Grow(128 + len(m.Text) + len(m.ID))
+	buf.WriteString(`{"data":`)
+	if v == graphql.Null {
+		// The field is non-null: a null notice nulls the whole result.
+		buf.WriteString("null")
+	} else {
+		buf.WriteByte('{')
+		graphql.MarshalString(s.field.Alias).MarshalGQL(&buf)
+		buf.WriteByte(':')
+		v.MarshalGQL(&buf)
+		buf.WriteByte('}')
+	}
+	if errs := graphql.GetErrors(ctx); len(errs) > 0 {
+		b, err := json.Marshal(errs)
+		if err == nil {
+			buf.WriteString(`,"errors":`)
+			buf.Write(b)
+		}
+	}
+	buf.WriteByte('}')
+	return buf.Bytes()
+}

@@ -1,0 +1,96 @@
+package transport
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+)
+
+// Frames queued while a flush is due go out together: one write for all
+// of them, each frame the subscription's id spliced around the shared
+// payload.
+func TestFramesQueuedTogetherGoOutInOneWrite(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{
+		cfg:   Config{WriteQueueBytes: 1 << 20, QueueSize: 1000, WriteTimeout: time.Second},
+		log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		conns: map[*conn]struct{}{},
+	}
+	c := s.newConn(server, protoTransportWS)
+	defer c.closeSocket()
+	ops := []*operation{{c: c, qid: []byte(`"a"`)}, {c: c, qid: []byte(`"b\"c"`)}}
+	c.mu.Lock()
+	c.flushing = true // a flush is due: what is queued meanwhile waits for it
+	c.mu.Unlock()
+	const n = 100
+	for i := range n {
+		if v := ops[i%2].Send(fmt.Appendf(nil, `{"data":%d}`, i)); v != 0 {
+			t.Fatalf("Send %d: verdict %d", i, v)
+		}
+	}
+	c.flush()
+	if w, f := s.writes.Load(), s.frames.Load(); w != 1 || f != n {
+		t.Fatalf("%d frames in %d writes, want %d in 1", f, w, n)
+	}
+	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i := range n {
+		var h [2]byte
+		if _, err := io.ReadFull(client, h[:]); err != nil {
+			t.Fatal(err)
+		}
+		size := int(h[1])
+		if h[0] != 0x81 || size >= 126 {
+			t.Fatalf("frame %d: header % x", i, h)
+		}
+		b := make([]byte, size)
+		if _, err := io.ReadFull(client, b); err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf(`{"id":%s,"type":"next","payload":{"data":%d}}`, ops[i%2].qid, i)
+		if string(b) != want {
+			t.Fatalf("frame %d: %s, want %s", i, b, want)
+		}
+	}
+}
+
+// Frame headers follow RFC 6455 at every length boundary.
+func TestWSHeader(t *testing.T) {
+	for _, n := range []int{0, 125, 126, 0xffff, 0x10000} {
+		h := appendWSHeader(nil, opText, n)
+		if len(h) != wsHeaderLen(n) {
+			t.Fatalf("%d: header %d bytes, wsHeaderLen %d", n, len(h), wsHeaderLen(n))
+		}
+		var got int
+		switch h[1] {
+		case 126:
+			got = int(binary.BigEndian.Uint16(h[2:]))
+		case 127:
+			got = int(binary.BigEndian.Uint64(h[2:]))
+		default:
+			got = int(h[1])
+		}
+		if h[0] != 0x81 || got != n {
+			t.Fatalf("%d: header % x", n, h)
+		}
+	}
+	if got := len(closeFrame(1013, string(make([]byte, 300)))); got > 2+125 {
+		t.Fatalf("close frame of %d bytes: over the control frame limit", got)
+	}
+}

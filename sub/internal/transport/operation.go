@@ -1,0 +1,33 @@
+package transport
+
+import (
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/oshirase/oshirase/wire"
+)
+
+// subscribe attaches op to the hub, waiting for the broker (Redis) on a
+// goroutine that lives only as long as that wait (at most the hub's
+// SubscribeTimeout). An operation ended meanwhile (the client completed it,
+// the connection closed) lets go of the subscription as soon as it has it;
+// a failure is reported through failed.
+func (s *Server) subscribe(op *operation, chs []wire.Channel, shape Shape, alias string, failed func(gqlerror.List)) {
+	sub, err := s.cfg.Hub.Subscribe(op.ctx, chs, shape, op)
+	if err != nil {
+		if op.done.Load() {
+			return
+		}
+		failed(s.present(op.ctx, nil, gqlerror.List{{Err: err, Message: err.Error(), Path: fieldPath(alias)}}).Errors)
+		return
+	}
+	op.attach(sub)
+}
+
+func fieldPath(alias string) ast.Path { return ast.Path{ast.PathName(alias)} }
+
+// responseWithErrors is a result that failed as a whole: {"errors":…,"data":null}.
+func responseWithErrors(errs gqlerror.List) *graphql.Response {
+	return &graphql.Response{Errors: errs}
+}
