@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/oshirase/oshirase/sub/internal/hub"
 	"github.com/oshirase/oshirase/sub/internal/transport"
 	"github.com/oshirase/oshirase/wire"
 )
@@ -219,7 +220,7 @@ func TestStalledClientCostsOthersNothing(t *testing.T) {
 	e.live(2, company())
 	big := notice(t, strings.Repeat("x", 16<<10))
 	for i := range 2000 { // 32 MB: more than any socket buffers
-		e.hub.Deliver(company(), big)
+		deliverWithin(t, 5*time.Second, e.hub, company(), big)
 		if m := healthy.next(); m.Type != "next" {
 			t.Fatalf("notice %d: got %s", i, m.Type)
 		}
@@ -228,6 +229,24 @@ func TestStalledClientCostsOthersNothing(t *testing.T) {
 		return e.ts.Stats().SlowClosed == 1 && e.ts.Stats().Open == 1
 	})
 	_ = stalled
+}
+
+// deliverWithin hands payload to the hub and fails the test, at once and
+// saying why, if delivery does not return within d: the hub and the sinks
+// must never block on a subscriber, and a regression that does must not
+// show up as a hang until the package timeout.
+func deliverWithin(t *testing.T, d time.Duration, h *hub.Hub, ch wire.Channel, payload []byte) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.Deliver(ch, payload)
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("Deliver blocked for %s: a stalled subscriber held up delivery", d)
+	}
 }
 
 // dialStalled subscribes with a tiny receive buffer, then never reads.
