@@ -37,7 +37,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	var h *hub.Hub
 	b, err := broker.NewRedis(broker.Config{
 		Client:   rdb,
-		Handler:  func(ch wire.Channel, p []byte) { h.Deliver(ch, p) },
+		Handler:  func(ch wire.Channel, p []byte) { h.Dispatch(ch, p) },
 		CountTTL: cfg.CountTTL,
 		Logger:   log,
 	})
