@@ -45,7 +45,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	var h *hub.Hub
 	b, err := bus.NewRedis(bus.Config{
 		Client:   rdb,
-		Handler:  func(ch wire.Channel, p []byte) { h.Deliver(ch, p) },
+		Handler:  func(ch wire.Channel, p []byte) { h.Dispatch(ch, p) },
 		CountTTL: cfg.CountTTL,
 		// sub only reads the history; the settings say whether there is
 		// one, and give the epochs it creates pub's lifetime.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,6 +70,9 @@ type Config struct {
 	// have every channel live (Redis down: the subscriber gets an error
 	// instead of waiting forever). Default: 5s.
 	SubscribeTimeout time.Duration
+	// Lanes decode and render what Dispatch is handed, channels hashed
+	// over them (one channel's notices stay in order). Default: GOMAXPROCS.
+	Lanes int
 	// Logger. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -96,8 +100,25 @@ type Hub struct {
 	closed bool
 	live   map[*Subscription]struct{}
 
+	lanes   []*lane
+	lanesWG sync.WaitGroup
+
 	subscriptions, delivered, refused, renders, received, malformed atomic.Int64
 	malformedLog                                                    logging.Throttle
+}
+
+// lane is one goroutine's queue of messages to deliver.
+type lane struct {
+	mu      sync.Mutex
+	queue   []inbound
+	spare   []inbound
+	stopped bool
+	wake    chan struct{}
+}
+
+type inbound struct {
+	ch      wire.Channel
+	payload []byte
 }
 
 type shard struct {
@@ -113,11 +134,67 @@ func New(cfg Config) *Hub {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Lanes <= 0 {
+		cfg.Lanes = runtime.GOMAXPROCS(0)
+	}
 	h := &Hub{cfg: cfg, log: cfg.Logger.With("component", "hub"), seed: maphash.MakeSeed(), live: map[*Subscription]struct{}{}}
 	for i := range h.shards {
 		h.shards[i].subs = map[wire.Channel]map[*Subscription]struct{}{}
 	}
+	for range cfg.Lanes {
+		l := &lane{wake: make(chan struct{}, 1)}
+		h.lanes = append(h.lanes, l)
+		h.lanesWG.Add(1)
+		go h.run(l)
+	}
 	return h
+}
+
+// Dispatch hands one message from the bus to its channel's lane and
+// returns at once: the bus's reader (which also reads Redis's
+// confirmations) never waits for decoding or rendering, and the lanes do
+// that work on every core. Notices of one channel keep their order.
+func (h *Hub) Dispatch(ch wire.Channel, payload []byte) {
+	l := h.lanes[maphash.String(h.seed, string(ch))%uint64(len(h.lanes))]
+	l.mu.Lock()
+	if l.stopped {
+		l.mu.Unlock()
+		return
+	}
+	l.queue = append(l.queue, inbound{ch, payload})
+	first := len(l.queue) == 1
+	l.mu.Unlock()
+	if first {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (h *Hub) run(l *lane) {
+	defer h.lanesWG.Done()
+	for {
+		l.mu.Lock()
+		batch := l.queue
+		stopped := l.stopped
+		l.queue, l.spare = l.spare[:0], nil
+		l.mu.Unlock()
+		if len(batch) == 0 {
+			if stopped {
+				return
+			}
+			<-l.wake
+			continue
+		}
+		for i, m := range batch {
+			h.Deliver(m.ch, m.payload)
+			batch[i] = inbound{}
+		}
+		l.mu.Lock()
+		l.spare = batch[:0]
+		l.mu.Unlock()
+	}
 }
 
 func (h *Hub) shard(ch wire.Channel) *shard {
@@ -229,7 +306,7 @@ type rendered struct {
 
 // Deliver decodes one message from the bus, renders it once per shape
 // among the subscriptions of ch and hands the bytes to each of them. It
-// never blocks on a subscriber.
+// never blocks on a subscriber. Dispatch runs it on a lane.
 func (h *Hub) Deliver(ch wire.Channel, payload []byte) {
 	h.received.Add(1)
 	m, err := wire.Decode(payload)
@@ -285,10 +362,22 @@ func (h *Hub) Stats() Stats {
 	}
 }
 
-// Close ends every subscription and refuses new ones. Sinks are not told:
-// the transport closes its connections first (at shutdown, with a code
-// that makes clients reconnect and resubscribe elsewhere).
+// Close ends every subscription, refuses new ones and stops the lanes
+// (what they still hold is dropped). Sinks are not told: the transport
+// closes its connections first (at shutdown, with a code that makes
+// clients reconnect and resubscribe elsewhere).
 func (h *Hub) Close() {
+	for _, l := range h.lanes {
+		l.mu.Lock()
+		l.stopped = true
+		l.queue = nil
+		l.mu.Unlock()
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+	h.lanesWG.Wait()
 	h.mu.Lock()
 	h.closed = true
 	live := make([]*Subscription, 0, len(h.live))

@@ -320,3 +320,38 @@ func TestCloseEndsEverySubscriptionAndRefusesNew(t *testing.T) {
 		t.Fatalf("Subscribe after Close: %v", err)
 	}
 }
+
+// Dispatch returns at once and delivers on the lanes, every channel's
+// notices in publish order.
+func TestDispatchKeepsEachChannelsOrder(t *testing.T) {
+	h := hub.New(hub.Config{Bus: newFakeBus(), Lanes: 4})
+	defer h.Close()
+	sinks := make([]*sink, 8)
+	chs := make([]wire.Channel, 8)
+	for i := range sinks {
+		sinks[i], chs[i] = newSink(0), channel(t, fmt.Sprint("user-", i))
+		subscribe(t, h, &shape{name: "s"}, sinks[i], chs[i])
+	}
+	const n = 500
+	for j := range n {
+		for i := range chs {
+			h.Dispatch(chs[i], payload(t, fmt.Sprint(j)))
+		}
+	}
+	got := make([][]string, len(sinks))
+	deadline := time.Now().Add(10 * time.Second)
+	for i, s := range sinks {
+		for len(got[i]) < n {
+			got[i] = append(got[i], s.take()...)
+			if time.Now().After(deadline) {
+				t.Fatalf("sink %d got %d of %d notices", i, len(got[i]), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		for j, text := range got[i] {
+			if text != fmt.Sprint("s:", j) {
+				t.Fatalf("sink %d: notice %d is %q: out of order", i, j, text)
+			}
+		}
+	}
+}

@@ -79,7 +79,7 @@ func start(t *testing.T, configure func(*transport.Config)) *env {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	rdb := srv.Client()
 	var h *hub.Hub
-	b, err := bus.NewRedis(bus.Config{Client: rdb, Handler: func(ch wire.Channel, p []byte) { h.Deliver(ch, p) }, Logger: log})
+	b, err := bus.NewRedis(bus.Config{Client: rdb, Handler: func(ch wire.Channel, p []byte) { h.Dispatch(ch, p) }, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
