@@ -42,10 +42,10 @@ func (id StreamID) IsZero() bool { return id == StreamID{} }
 func (id StreamID) Compare(o StreamID) int {
 	// ifs, not tagless switches, in this package: gremlins v0.6.0 cannot
 	// see a switch's case conditions as covered (go-gremlins/gremlins#298).
-	if id.MS != o.MS {
-		if id.MS < o.MS {
-			return -1
-		}
+	if id.MS < o.MS {
+		return -1
+	}
+	if id.MS > o.MS {
 		return 1
 	}
 	if id.Seq < o.Seq {
