@@ -489,3 +489,22 @@ func TestHistoryRecentZeroLimit(t *testing.T) {
 		}
 	})
 }
+
+// History needs both a size and an age: either left zero turns it off.
+func TestHistoryOffWhenSizeOrAgeIsZero(t *testing.T) {
+	forEachTopology(t, func(t *testing.T, d deployment) {
+		rdb := d.client()
+		defer rdb.Close()
+		for i, cfg := range [][2]int{{100, 0}, {0, 3600}} {
+			b := instanceWith(t, d, nil, withHistory(cfg[0], time.Duration(cfg[1])*time.Second))
+			ch, _ := wire.PersonChannel("acme", fmt.Sprint("off-", i))
+			res := publishTexts(t, b, ch, "x")[0]
+			if res.Pos != (bus.Position{}) {
+				t.Fatalf("size %d, age %ds: publish recorded at %+v", cfg[0], cfg[1], res.Pos)
+			}
+			if n, _ := rdb.Exists(context.Background(), ch.HistoryKey(), ch.MetaKey()).Result(); n != 0 {
+				t.Fatalf("size %d, age %ds: history keys written", cfg[0], cfg[1])
+			}
+		}
+	})
+}
