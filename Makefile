@@ -4,7 +4,7 @@ SHELL := bash
 MODULES := wire bus service pub sub dev loadtest
 GO ?= go
 
-.PHONY: all build run test test-go test-js fuzz check-generated lint deps bench bench-full clean
+.PHONY: all build run test test-go test-js fuzz check-generated lint deps bench bench-full mutation clean
 
 all: build
 
@@ -41,6 +41,9 @@ bench: ## reduced benchmark run (under five minutes), prints the table
 
 bench-full: ## the full benchmark run
 	./loadtest/bench.sh
+
+mutation: ## mutation testing of the guarantee packages (not part of make test; PKGS="bus wire" for some)
+	./scripts/mutation.sh $(PKGS)
 
 clean:
 	rm -rf bin

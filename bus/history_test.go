@@ -469,3 +469,42 @@ func TestHistoryReadsDuringPublishes(t *testing.T) {
 		}
 	})
 }
+
+// A page of nothing asks nothing of Redis: no epoch is made up for a
+// channel that has none.
+func TestHistoryRecentZeroLimit(t *testing.T) {
+	forEachTopology(t, func(t *testing.T, d deployment) {
+		b := instanceWith(t, d, nil, withHistory(100, time.Hour))
+		ch, _ := wire.PersonChannel("acme", "nobody-yet")
+		for _, limit := range []int{0, -1} {
+			pages, err := b.Recent(context.Background(), []wire.Channel{ch}, []bus.Position{{}}, limit)
+			if err != nil || len(pages) != 1 || pages[0].Epoch != "" || len(pages[0].Entries) != 0 {
+				t.Fatalf("Recent(limit %d) = %+v, %v; want one empty page", limit, pages, err)
+			}
+		}
+		rdb := d.client()
+		defer rdb.Close()
+		if n, _ := rdb.Exists(context.Background(), ch.HistoryKey(), ch.MetaKey()).Result(); n != 0 {
+			t.Fatal("Recent with limit 0 wrote history keys")
+		}
+	})
+}
+
+// History needs both a size and an age: either left zero turns it off.
+func TestHistoryOffWhenSizeOrAgeIsZero(t *testing.T) {
+	forEachTopology(t, func(t *testing.T, d deployment) {
+		rdb := d.client()
+		defer rdb.Close()
+		for i, cfg := range [][2]int{{100, 0}, {0, 3600}} {
+			b := instanceWith(t, d, nil, withHistory(cfg[0], time.Duration(cfg[1])*time.Second))
+			ch, _ := wire.PersonChannel("acme", fmt.Sprint("off-", i))
+			res := publishTexts(t, b, ch, "x")[0]
+			if res.Pos != (bus.Position{}) {
+				t.Fatalf("size %d, age %ds: publish recorded at %+v", cfg[0], cfg[1], res.Pos)
+			}
+			if n, _ := rdb.Exists(context.Background(), ch.HistoryKey(), ch.MetaKey()).Result(); n != 0 {
+				t.Fatalf("size %d, age %ds: history keys written", cfg[0], cfg[1])
+			}
+		}
+	})
+}

@@ -40,14 +40,18 @@ func (id StreamID) IsZero() bool { return id == StreamID{} }
 
 // Compare returns -1, 0 or +1 as id is before, equal to or after o.
 func (id StreamID) Compare(o StreamID) int {
-	switch {
-	case id.MS < o.MS:
+	// ifs, not tagless switches, in this package: gremlins v0.6.0 cannot
+	// see a switch's case conditions as covered (go-gremlins/gremlins#298).
+	if id.MS < o.MS {
 		return -1
-	case id.MS > o.MS:
+	}
+	if id.MS > o.MS {
 		return 1
-	case id.Seq < o.Seq:
+	}
+	if id.Seq < o.Seq {
 		return -1
-	case id.Seq > o.Seq:
+	}
+	if id.Seq > o.Seq {
 		return 1
 	}
 	return 0
@@ -55,10 +59,10 @@ func (id StreamID) Compare(o StreamID) int {
 
 // Prev is the largest id before id ("0-0" stays "0-0").
 func (id StreamID) Prev() StreamID {
-	switch {
-	case id.Seq > 0:
+	if id.Seq > 0 {
 		return StreamID{id.MS, id.Seq - 1}
-	case id.MS > 0:
+	}
+	if id.MS > 0 {
 		return StreamID{id.MS - 1, math.MaxUint64}
 	}
 	return id
@@ -66,10 +70,10 @@ func (id StreamID) Prev() StreamID {
 
 // Next is the smallest id after id (the largest id stays itself).
 func (id StreamID) Next() StreamID {
-	switch {
-	case id.Seq < math.MaxUint64:
+	if id.Seq < math.MaxUint64 {
 		return StreamID{id.MS, id.Seq + 1}
-	case id.MS < math.MaxUint64:
+	}
+	if id.MS < math.MaxUint64 {
 		return StreamID{id.MS + 1, 0}
 	}
 	return id

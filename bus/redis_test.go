@@ -439,3 +439,43 @@ func TestPublishOnlyBus(t *testing.T) {
 		}
 	})
 }
+
+// CountTTL bounds how long a count outlives its instance: as configured,
+// and 30s when left zero. A bus whose other settings are zero too (their
+// defaults apply) subscribes and delivers.
+func TestCountTTLAsConfigured(t *testing.T) {
+	forEachTopology(t, func(t *testing.T, d deployment) {
+		rdb := d.client()
+		defer rdb.Close()
+		for _, tc := range []struct {
+			ttl      time.Duration
+			min, max time.Duration
+		}{
+			{3 * time.Second, time.Second, 3 * time.Second},
+			{0, 20 * time.Second, 30 * time.Second},
+		} {
+			in := newInbox()
+			b := instance(t, d, in, func(c *bus.Config) {
+				c.CountTTL = tc.ttl
+				if tc.ttl == 0 {
+					c.HealthInterval, c.Batch = 0, 0
+				}
+			})
+			ch, _ := wire.PersonChannel("acme", fmt.Sprint("ttl-", tc.ttl))
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := b.Subscribe(ctx, []wire.Channel{ch}); err != nil {
+				cancel()
+				t.Fatal(err)
+			}
+			cancel()
+			got, err := rdb.PTTL(context.Background(), ch.CountKey()).Result()
+			if err != nil || got < tc.min || got > tc.max {
+				t.Fatalf("CountTTL %v: the count key lives %v (%v), want %v..%v", tc.ttl, got, err, tc.min, tc.max)
+			}
+			if n := publish(t, b, ch, "x"); n != 1 {
+				t.Fatalf("CountTTL %v: publish reached %d, want 1", tc.ttl, n)
+			}
+			waitFor(t, "delivery", func() bool { return in.count(ch) == 1 })
+		}
+	})
+}

@@ -174,10 +174,9 @@ func (b *Redis) forget(chs []wire.Channel) {
 func (b *Redis) confirm(ch wire.Channel) {
 	b.confirmMu.Lock()
 	n, asked := b.unconfirmd[ch]
-	switch {
-	case n > 1:
+	if n > 1 {
 		b.unconfirmd[ch] = n - 1
-	case asked:
+	} else if asked {
 		delete(b.unconfirmd, ch)
 	}
 	close(b.confirmed)

@@ -69,11 +69,10 @@ func (b *Redis) runRound() error {
 	var counts []int
 	for ch := range dirty {
 		n := b.refs[ch]
-		switch {
-		case n > 0 && !b.inRedis[ch]:
+		if n > 0 && !b.inRedis[ch] {
 			toSub = append(toSub, ch)
 			b.inRedis[ch] = true
-		case n == 0 && b.inRedis[ch]:
+		} else if n == 0 && b.inRedis[ch] {
 			toUnsub = append(toUnsub, ch)
 			delete(b.inRedis, ch)
 		}
@@ -149,16 +148,15 @@ func (b *Redis) writeCounts(ctx context.Context, chs []wire.Channel, counts []in
 			setCountScript.EvalSha(ctx, pipe, []string{chs[j].CountKey()}, b.cfg.InstanceID, counts[j], ttl)
 		}
 		_, err := pipe.Exec(ctx)
-		switch {
-		case err == nil:
+		if err == nil {
 			i = end
-		case redis.HasErrorPrefix(err, "NOSCRIPT") && !loaded:
+		} else if redis.HasErrorPrefix(err, "NOSCRIPT") && !loaded {
 			// First use on this Redis, or it restarted: load, then redo the batch.
 			if err := setCountScript.Load(ctx, b.cfg.Client).Err(); err != nil {
 				return fmt.Errorf("bus: load count script: %w", err)
 			}
 			loaded = true
-		default:
+		} else {
 			return fmt.Errorf("bus: write counts: %w", err)
 		}
 	}

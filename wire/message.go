@@ -60,14 +60,18 @@ func Decode(b []byte) (*Message, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("wire: %w: %v", ErrMalformed, err)
 	}
-	switch {
-	case m.V < 1:
+	// ifs, not a tagless switch, so that gremlins can mutate the conditions
+	// (go-gremlins/gremlins#298; docs/mutation.md).
+	if m.V < 1 {
 		return nil, fmt.Errorf("wire: %w: version %d", ErrMalformed, m.V)
-	case m.ID == "":
+	}
+	if m.ID == "" {
 		return nil, fmt.Errorf("wire: %w: no id", ErrMalformed)
-	case m.TS <= 0:
+	}
+	if m.TS <= 0 {
 		return nil, fmt.Errorf("wire: %w: no timestamp", ErrMalformed)
-	case m.Scope != "" && !m.Scope.Valid():
+	}
+	if m.Scope != "" && !m.Scope.Valid() {
 		return nil, fmt.Errorf("wire: %w: unknown scope %q", ErrMalformed, m.Scope)
 	}
 	if m.Scope == "" {

@@ -66,3 +66,20 @@ func TestDecodeReadsSplicedPosition(t *testing.T) {
 		t.Fatalf("a message without a position encodes one: %s", b)
 	}
 }
+
+// The lowest accepted version and timestamp are 1: the checks are "< 1" and
+// "<= 0", not one off.
+func TestDecodeBoundaries(t *testing.T) {
+	got, err := wire.Decode([]byte(`{"v":1,"id":"x","ts":1,"scope":"store"}`))
+	if err != nil {
+		t.Fatalf("v 1, ts 1: %v", err)
+	}
+	if got.V != 1 || got.TS != 1 || got.Scope != wire.ScopeStore {
+		t.Fatalf("got %+v", got)
+	}
+	for _, in := range []string{`{"v":1,"id":"x","ts":0}`, `{"v":1,"id":"x","ts":-5}`, `{"v":-1,"id":"x","ts":1}`, `{"v":1,"id":"","ts":1}`} {
+		if _, err := wire.Decode([]byte(in)); !errors.Is(err, wire.ErrMalformed) {
+			t.Errorf("Decode(%q) = %v, want ErrMalformed", in, err)
+		}
+	}
+}

@@ -42,10 +42,10 @@ func ParseAPIKeys(spec string) (APIKeys, error) {
 			return APIKeys{}, fmt.Errorf("auth: API key entry %d: want key:tenant or key:*", n)
 		}
 		key, tenant := entry[:colon], entry[colon+1:]
-		switch {
-		case key == "":
+		if key == "" {
 			return APIKeys{}, fmt.Errorf("auth: API key entry %d: empty key", n)
-		case strings.ContainsFunc(key, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		}
+		if strings.ContainsFunc(key, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 			return APIKeys{}, fmt.Errorf("auth: API key entry %d: key has spaces or control characters", n)
 		}
 		id := Identity{Publisher: true}

@@ -82,12 +82,13 @@ func reject(reason string, cause error) error {
 // is. Control characters are refused because these values end up in logs
 // and channel names.
 func checkValue(s string) string {
-	switch {
-	case s == "":
+	if s == "" {
 		return "empty"
-	case len(s) > MaxClaimBytes:
+	}
+	if len(s) > MaxClaimBytes {
 		return "too long"
-	case !utf8.ValidString(s):
+	}
+	if !utf8.ValidString(s) {
 		return "not UTF-8"
 	}
 	for _, r := range s {

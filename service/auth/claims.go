@@ -30,10 +30,10 @@ func (v *Verifier) identity(c jwt.MapClaims) (Identity, error) {
 	}
 	id.Platform = slices.Contains(roles, v.cfg.PlatformRole)
 	id.Publisher = id.Platform || slices.Contains(roles, v.cfg.PublisherRole)
-	switch {
-	case !hasTenant && !id.Platform:
+	if !hasTenant && !id.Platform {
 		return Identity{}, reject(fmt.Sprintf("claim %q missing", v.cfg.TenantClaim), nil)
-	case !hasUser && !id.Publisher:
+	}
+	if !hasUser && !id.Publisher {
 		return Identity{}, reject(fmt.Sprintf("claim %q missing", v.cfg.UserClaim), nil)
 	}
 	// exp is required and was type-checked by the parser; the parser
