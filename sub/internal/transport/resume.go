@@ -73,6 +73,11 @@ func (op *operation) Send(ch wire.Channel, m *wire.Message, payload []byte) hub.
 		op.buffered = append(op.buffered, liveNotice{ch: i, m: m, payload: payload})
 		return hub.Sent
 	}
+	if op.sent(i, m) {
+		// Published while the history was read: the replay sent it, and
+		// its live copy came after.
+		return hub.Sent
+	}
 	return op.send(i, m, payload, false)
 }
 

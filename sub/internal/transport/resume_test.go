@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/oshirase/oshirase/bus"
 	"github.com/oshirase/oshirase/sub/internal/cursor"
+	"github.com/oshirase/oshirase/sub/internal/transport"
 	"github.com/oshirase/oshirase/wire"
 )
 
@@ -291,5 +293,56 @@ func TestResumeSSE(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// racingHistory is the real history, with a notice published (and seen
+// by the hub) just before each read: it is then both in what the read
+// answers and among the live notices buffered meanwhile.
+type racingHistory struct {
+	bus.History
+	before func()
+}
+
+func (h racingHistory) Since(ctx context.Context, chs []wire.Channel, from []bus.Position) ([][]bus.Entry, error) {
+	h.before()
+	return h.History.Since(ctx, chs, from)
+}
+
+// A notice published while the replay reads the history is sent once.
+func TestResumeDuringReplay(t *testing.T) {
+	var e *env
+	var racing []string
+	e = start(t, func(c *transport.Config) {
+		c.History = racingHistory{c.History, func() {
+			text := fmt.Sprint("during the read ", len(racing))
+			racing = append(racing, text)
+			received := e.hub.Stats().Received
+			e.record(company(), wire.ScopeCompany, text)
+			eventually(t, "the hub has the notice", func() bool { return e.hub.Stats().Received > received })
+		}}
+	})
+	c := e.dial("graphql-transport-ws")
+	c.ack()
+	c.send(subscribeAfter("a", "hana", ""))
+	e.live(1, person("hana"), company())
+	e.record(person("hana"), wire.ScopePerson, "seen")
+	last := noticeOf(t, c.expect("next", "a").Payload).Cursor
+	e.record(person("hana"), wire.ScopePerson, "missed")
+
+	c.send(subscribeAfter("b", "hana", last))
+	var got []string
+	for len(got) < 3 {
+		m := c.next()
+		if m.ID != "b" {
+			continue
+		}
+		got = append(got, noticeOf(t, m.Payload).Text)
+		if len(got) == 2 {
+			e.record(person("hana"), wire.ScopePerson, "live")
+		}
+	}
+	if want := []string{"missed", "during the read 0", "live"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("resumed subscription got %q, want %q", got, want)
 	}
 }
