@@ -13,6 +13,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
+	"github.com/oshirase/oshirase/sub/graph/model"
 	"github.com/oshirase/oshirase/sub/internal/recent"
 	"github.com/oshirase/oshirase/wire"
 	gqlparser "github.com/vektah/gqlparser/v2"
@@ -38,6 +39,7 @@ type DirectiveRoot struct {
 
 type ComplexityRoot struct {
 	Notification struct {
+		Cursor    func(childComplexity int) int
 		ID        func(childComplexity int) int
 		Scope     func(childComplexity int) int
 		Text      func(childComplexity int) int
@@ -67,7 +69,7 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
-		OnNotificationReceived func(childComplexity int, userName string) int
+		OnNotificationReceived func(childComplexity int, userName string, after *string) int
 	}
 }
 
@@ -80,7 +82,7 @@ type QueryResolver interface {
 	Notifications(ctx context.Context, userName string, first *int64, after *string) (*recent.Connection, error)
 }
 type SubscriptionResolver interface {
-	OnNotificationReceived(ctx context.Context, userName string) (<-chan *wire.Message, error)
+	OnNotificationReceived(ctx context.Context, userName string, after *string) (<-chan *model.Notice, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -101,6 +103,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	_ = ec
 	switch typeName + "." + field {
 
+	case "Notification.cursor":
+		if e.ComplexityRoot.Notification.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.Cursor(childComplexity), true
 	case "Notification.id":
 		if e.ComplexityRoot.Notification.ID == nil {
 			break
@@ -205,7 +213,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Subscription.OnNotificationReceived(childComplexity, args["userName"].(string)), true
+		return e.ComplexityRoot.Subscription.OnNotificationReceived(childComplexity, args["userName"].(string), args["after"].(*string)), true
 
 	}
 	return 0, false
@@ -322,6 +330,8 @@ func (ec *executionContext) childFields_Notification(ctx context.Context, field 
 		return ec.fieldContext_Notification_timestamp(ctx, field)
 	case "scope":
 		return ec.fieldContext_Notification_scope(ctx, field)
+	case "cursor":
+		return ec.fieldContext_Notification_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Notification", field.Name)
 }
@@ -531,6 +541,14 @@ func (ec *executionContext) field_Subscription_onNotificationReceived_args(ctx c
 		return nil, err
 	}
 	args["userName"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
 	return args, nil
 }
 
@@ -608,7 +626,7 @@ func (ec *executionContext) field___Type_inputFields_args(ctx context.Context, r
 
 // region    **************************** field.gotpl *****************************
 
-func (ec *executionContext) _Notification_id(ctx context.Context, field graphql.CollectedField, obj *wire.Message) (ret graphql.Marshaler) {
+func (ec *executionContext) _Notification_id(ctx context.Context, field graphql.CollectedField, obj *model.Notice) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -631,7 +649,7 @@ func (ec *executionContext) fieldContext_Notification_id(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("Notification", field, false, false, "ID")
 }
 
-func (ec *executionContext) _Notification_text(ctx context.Context, field graphql.CollectedField, obj *wire.Message) (ret graphql.Marshaler) {
+func (ec *executionContext) _Notification_text(ctx context.Context, field graphql.CollectedField, obj *model.Notice) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -654,7 +672,7 @@ func (ec *executionContext) fieldContext_Notification_text(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Notification", field, false, false, "String")
 }
 
-func (ec *executionContext) _Notification_timestamp(ctx context.Context, field graphql.CollectedField, obj *wire.Message) (ret graphql.Marshaler) {
+func (ec *executionContext) _Notification_timestamp(ctx context.Context, field graphql.CollectedField, obj *model.Notice) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -677,7 +695,7 @@ func (ec *executionContext) fieldContext_Notification_timestamp(_ context.Contex
 	return graphql.NewScalarFieldContext("Notification", field, true, false, "Int")
 }
 
-func (ec *executionContext) _Notification_scope(ctx context.Context, field graphql.CollectedField, obj *wire.Message) (ret graphql.Marshaler) {
+func (ec *executionContext) _Notification_scope(ctx context.Context, field graphql.CollectedField, obj *model.Notice) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -698,6 +716,29 @@ func (ec *executionContext) _Notification_scope(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_Notification_scope(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Notification", field, false, false, "Scope")
+}
+
+func (ec *executionContext) _Notification_cursor(ctx context.Context, field graphql.CollectedField, obj *model.Notice) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Notification_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Notification_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Notification", field, false, false, "String")
 }
 
 func (ec *executionContext) _NotificationConnection_edges(ctx context.Context, field graphql.CollectedField, obj *recent.Connection) (ret graphql.Marshaler) {
@@ -799,8 +840,8 @@ func (ec *executionContext) _NotificationEdge_node(ctx context.Context, field gr
 			return obj.Node, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *wire.Message) graphql.Marshaler {
-			return ec.marshalNNotification2ᚖgithubᚗcomᚋoshiraseᚋoshiraseᚋwireᚐMessage(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Notice) graphql.Marshaler {
+			return ec.marshalNNotification2ᚖgithubᚗcomᚋoshiraseᚋoshiraseᚋsubᚋgraphᚋmodelᚐNotice(ctx, selections, v)
 		},
 		true,
 		true,
@@ -1064,11 +1105,11 @@ func (ec *executionContext) _Subscription_onNotificationReceived(ctx context.Con
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Subscription().OnNotificationReceived(ctx, fc.Args["userName"].(string))
+			return ec.Resolvers.Subscription().OnNotificationReceived(ctx, fc.Args["userName"].(string), fc.Args["after"].(*string))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *wire.Message) graphql.Marshaler {
-			return ec.marshalNNotification2ᚖgithubᚗcomᚋoshiraseᚋoshiraseᚋwireᚐMessage(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Notice) graphql.Marshaler {
+			return ec.marshalNNotification2ᚖgithubᚗcomᚋoshiraseᚋoshiraseᚋsubᚋgraphᚋmodelᚐNotice(ctx, selections, v)
 		},
 		true,
 		true,
@@ -2181,7 +2222,7 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 var notificationImplementors = []string{"Notification"}
 
-func (ec *executionContext) _Notification(ctx context.Context, sel ast.SelectionSet, obj *wire.Message) graphql.Marshaler {
+func (ec *executionContext) _Notification(ctx context.Context, sel ast.SelectionSet, obj *model.Notice) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, notificationImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -2207,6 +2248,11 @@ func (ec *executionContext) _Notification(ctx context.Context, sel ast.Selection
 			}
 		case "scope":
 			out.Values[i] = ec._Notification_scope(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._Notification_cursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -2837,7 +2883,7 @@ func (ec *executionContext) marshalNInt2int64(ctx context.Context, sel ast.Selec
 	return res
 }
 
-func (ec *executionContext) marshalNNotification2ᚖgithubᚗcomᚋoshiraseᚋoshiraseᚋwireᚐMessage(ctx context.Context, sel ast.SelectionSet, v *wire.Message) graphql.Marshaler {
+func (ec *executionContext) marshalNNotification2ᚖgithubᚗcomᚋoshiraseᚋoshiraseᚋsubᚋgraphᚋmodelᚐNotice(ctx context.Context, sel ast.SelectionSet, v *model.Notice) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Notification!")
 		return graphql.Null

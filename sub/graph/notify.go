@@ -3,6 +3,8 @@ package graph
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/oshirase/oshirase/sub/graph/model"
 	"github.com/oshirase/oshirase/wire"
 )
 
@@ -37,6 +40,8 @@ type Notifications struct {
 	presenter graphql.ErrorPresenterFunc
 	recover   graphql.RecoverFunc
 
+	hole []byte // the token Render writes for a cursor, quoted
+
 	mu     sync.Mutex
 	shapes map[string]*Shape
 
@@ -57,8 +62,18 @@ func NewNotifications(schema graphql.ExecutableSchema, r *Resolver, presenter gr
 	if recover == nil {
 		recover = graphql.DefaultRecover
 	}
-	return &Notifications{es: es, resolver: r, presenter: presenter, recover: recover, shapes: map[string]*Shape{}}
+	var token [16]byte
+	_, _ = rand.Read(token[:])
+	hole := []byte(`"` + hex.EncodeToString(token[:]) + `"`)
+	return &Notifications{es: es, resolver: r, presenter: presenter, recover: recover, hole: hole, shapes: map[string]*Shape{}}
 }
+
+// CursorHole is what a rendered notice holds, as a JSON string, wherever
+// its selection asks for the cursor: each subscription's own cursor goes
+// there when its frame is written (Splice), so that the bytes rendered once
+// serve every subscription of the shape. It is random per process: a
+// notice's text cannot hold it but by chance (2^-128).
+func (n *Notifications) CursorHole() []byte { return n.hole }
 
 // Executions is how many times a Notification selection set was executed
 // for a notice: once per notice and shape present on its channel.
@@ -72,26 +87,28 @@ func (n *Notifications) Shapes() int {
 }
 
 // Open starts what a subscription operation's one root field asks for: the
-// channels it may read (the access policy decides) and its shape, which the
-// caller releases when the subscription ends. A field that is not a stream
+// channels it may read (the access policy decides), its shape, which the
+// caller releases when the subscription ends, and the cursor to resume
+// after (after; nil for none). A field that is not a stream
 // of this schema is a validation error (code GRAPHQL_VALIDATION_FAILED);
 // other errors are the resolver's (bad input, forbidden).
-func (n *Notifications) Open(ctx context.Context, opCtx *graphql.OperationContext, field graphql.CollectedField) ([]wire.Channel, *Shape, error) {
+func (n *Notifications) Open(ctx context.Context, opCtx *graphql.OperationContext, field graphql.CollectedField) ([]wire.Channel, *Shape, *string, error) {
 	if field.Name != "onNotificationReceived" {
 		err := gqlerror.ErrorPosf(field.Position, "%s is not a subscription stream of this schema", strconv.Quote(field.Name))
 		errcode.Set(err, errcode.ValidationFailed)
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ec := newExecutionContext(opCtx, n.es, nil)
 	args, err := ec.field_Subscription_onNotificationReceived_args(ctx, field.ArgumentMap(opCtx.Variables))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	channels, err := n.resolver.Audience.Channels(ctx, args["userName"].(string))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return channels, n.intern(opCtx, field), nil
+	after, _ := args["after"].(*string)
+	return channels, n.intern(opCtx, field), after, nil
 }
 
 // A Shape is a Notification selection after aliases, fragments,
@@ -171,8 +188,9 @@ func (s *Shape) Release() {
 
 // Render executes the shape's selection for m and returns the GraphQL
 // response as a subscription event carries it: {"data":{…}} with "errors"
-// when a field failed. The bytes are shared by every subscription of the
-// shape and never modified.
+// when a field failed, and the CursorHole wherever the cursor was asked
+// for. The bytes are shared by every subscription of the shape and never
+// modified.
 func (s *Shape) Render(m *wire.Message) []byte {
 	n := s.n
 	n.executions.Add(1)
@@ -186,7 +204,7 @@ func (s *Shape) Render(m *wire.Message) []byte {
 				v = graphql.Null
 			}
 		}()
-		v = ec._Notification(ctx, s.field.Selections, m)
+		v = ec._Notification(ctx, s.field.Selections, &model.Notice{Message: m, Cursor: string(n.hole[1 : len(n.hole)-1])})
 	}()
 
 	var buf bytes.Buffer

@@ -42,7 +42,7 @@ func setup(t *testing.T) (*graph.Notifications, func(query string, vars map[stri
 		if len(fields) != 1 {
 			t.Fatalf("%s: %d root fields", query, len(fields))
 		}
-		_, shape, err := n.Open(ctx, opCtx, fields[0])
+		_, shape, _, err := n.Open(ctx, opCtx, fields[0])
 		if err != nil {
 			t.Fatalf("%s: %v", query, err)
 		}
@@ -119,7 +119,7 @@ func TestOpenErrors(t *testing.T) {
 	ctx := graphql.StartOperationTrace(context.Background())
 	opCtx, _ := exec.CreateOperationContext(ctx, &graphql.RawParams{Query: `subscription { onNotificationReceived(userName: "") { id } }`})
 	f := graphql.CollectFields(opCtx, opCtx.Operation.SelectionSet, []string{"Subscription"})
-	if _, _, err := n.Open(ctx, opCtx, f[0]); err == nil {
+	if _, _, _, err := n.Open(ctx, opCtx, f[0]); err == nil {
 		t.Fatal("the audience's refusal was not returned")
 	}
 	if n.Shapes() != 0 {
@@ -140,7 +140,7 @@ func BenchmarkRender(b *testing.B) {
 		b.Fatal(errs)
 	}
 	f := graphql.CollectFields(opCtx, opCtx.Operation.SelectionSet, []string{"Subscription"})
-	_, shape, err := n.Open(ctx, opCtx, f[0])
+	_, shape, _, err := n.Open(ctx, opCtx, f[0])
 	if err != nil {
 		b.Fatal(err)
 	}

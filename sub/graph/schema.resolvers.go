@@ -9,8 +9,8 @@ import (
 	"context"
 	"math"
 
+	"github.com/oshirase/oshirase/sub/graph/model"
 	"github.com/oshirase/oshirase/sub/internal/recent"
-	"github.com/oshirase/oshirase/wire"
 )
 
 // Ok is the resolver for the ok field.
@@ -33,7 +33,7 @@ func (r *queryResolver) Notifications(ctx context.Context, userName string, firs
 }
 
 // OnNotificationReceived is the resolver for the onNotificationReceived field.
-func (r *subscriptionResolver) OnNotificationReceived(ctx context.Context, userName string) (<-chan *wire.Message, error) {
+func (r *subscriptionResolver) OnNotificationReceived(ctx context.Context, userName string, after *string) (<-chan *model.Notice, error) {
 	// The transport opens these streams through Notifications; an
 	// executor reaches here only for a subscription sent by plain POST.
 	return nil, errStreamOnly

@@ -91,6 +91,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}, server.Deps{
 		Hub:      h,
 		Recent:   recent.New(recent.Config{History: b, Logger: log}),
+		History:  b,
 		Audience: audience,
 		Ready: func() error {
 			if !b.Healthy() {

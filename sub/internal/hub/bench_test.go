@@ -12,7 +12,7 @@ import (
 // discard is a sink that keeps nothing: the benchmarks measure the hub.
 type discard struct{}
 
-func (discard) Send([]byte) hub.Verdict { return hub.Sent }
+func (discard) Send(wire.Channel, *wire.Message, []byte) hub.Verdict { return hub.Sent }
 
 // BenchmarkFanOut: one notice to N local subscribers of one channel (N tabs
 // of one user, or a company-wide notice), rendered once. Reported per notice.

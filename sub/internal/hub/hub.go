@@ -57,9 +57,12 @@ const (
 	Gone
 )
 
-// Sink receives one subscription's payloads. Send must not block.
+// Sink receives one subscription's payloads. Send must not block. It gets
+// the notice's channel and the decoded notice beside the shared payload
+// (its position in the channel's history, for a cursor), and must not
+// modify either.
 type Sink interface {
-	Send(payload []byte) Verdict
+	Send(ch wire.Channel, m *wire.Message, payload []byte) Verdict
 }
 
 // Config configures a Hub.
@@ -337,7 +340,7 @@ func (h *Hub) Deliver(ch wire.Channel, payload []byte) {
 			p = s.shape.Render(m)
 			shapes = append(shapes, rendered{s.shape, p})
 		}
-		switch s.sink.Send(p) {
+		switch s.sink.Send(ch, m, p) {
 		case Sent:
 			sent++
 		case Refused:

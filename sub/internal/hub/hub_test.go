@@ -86,7 +86,7 @@ type sink struct {
 
 func newSink(limit int) *sink { return &sink{limit: limit} }
 
-func (s *sink) Send(p []byte) hub.Verdict {
+func (s *sink) Send(_ wire.Channel, _ *wire.Message, p []byte) hub.Verdict {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.limit > 0 && len(s.got) >= s.limit {

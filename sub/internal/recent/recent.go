@@ -12,6 +12,7 @@ import (
 
 	"github.com/oshirase/oshirase/bus"
 	"github.com/oshirase/oshirase/service/errkind"
+	"github.com/oshirase/oshirase/sub/graph/model"
 	"github.com/oshirase/oshirase/sub/internal/cursor"
 	"github.com/oshirase/oshirase/wire"
 )
@@ -25,7 +26,7 @@ type Connection struct {
 // Edge is one notice and its cursor.
 type Edge struct {
 	Cursor string
-	Node   *wire.Message
+	Node   *model.Notice // its Cursor is the edge's
 }
 
 // PageInfo says whether older notices follow, and where the page ends.
@@ -124,8 +125,8 @@ func (l *Lister) List(ctx context.Context, chs []wire.Channel, first *int, after
 			l.log.Warn("skipping a malformed notice in the history", "channel", chs[it.ch], "id", it.entry.Pos.ID, "err", err)
 			continue
 		}
-		c := cursor.At(chs, epochs, it.ch, it.entry.Pos.ID)
-		conn.Edges = append(conn.Edges, &Edge{Cursor: cursor.Encode(chs, c), Node: msg})
+		c := cursor.Encode(chs, cursor.At(chs, epochs, it.ch, it.entry.Pos.ID))
+		conn.Edges = append(conn.Edges, &Edge{Cursor: c, Node: &model.Notice{Message: msg, Cursor: c}})
 	}
 	if len(conn.Edges) > 0 {
 		conn.PageInfo.StartCursor = &conn.Edges[0].Cursor

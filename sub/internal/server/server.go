@@ -12,6 +12,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/playground"
 
+	"github.com/oshirase/oshirase/bus"
 	"github.com/oshirase/oshirase/service/auth"
 	"github.com/oshirase/oshirase/service/gqlserve"
 	"github.com/oshirase/oshirase/service/httpserve"
@@ -44,8 +45,11 @@ type Config struct {
 
 // Deps are the parts the handler serves.
 type Deps struct {
-	Hub      *hub.Hub
-	Recent   *recent.Lister
+	Hub    *hub.Hub
+	Recent *recent.Lister
+	// History gives subscriptions their cursors and replays what a
+	// resuming subscriber missed.
+	History  bus.History
 	Audience graph.Audience
 	Ready    func() error // nil when ready to serve
 	Metrics  *metrics.Registry
@@ -71,6 +75,8 @@ func New(cfg Config, d Deps) *Server {
 		Exec:            gqlserve.NewExecutor(schema, cfg.Introspection, d.Logger),
 		Streams:         streams{notifications},
 		Hub:             d.Hub,
+		History:         d.History,
+		CursorHole:      notifications.CursorHole(),
 		KeepAlive:       cfg.KeepAlive,
 		MissingPongOk:   cfg.MissingPongOk,
 		InitTimeout:     cfg.InitTimeout,
@@ -115,10 +121,10 @@ func New(cfg Config, d Deps) *Server {
 // streams adapts graph.Notifications to the transport.
 type streams struct{ n *graph.Notifications }
 
-func (s streams) Open(ctx context.Context, opCtx *graphql.OperationContext, field graphql.CollectedField) ([]wire.Channel, transport.Shape, error) {
-	chs, shape, err := s.n.Open(ctx, opCtx, field)
+func (s streams) Open(ctx context.Context, opCtx *graphql.OperationContext, field graphql.CollectedField) ([]wire.Channel, transport.Shape, *string, error) {
+	chs, shape, after, err := s.n.Open(ctx, opCtx, field)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return chs, shape, nil
+	return chs, shape, after, nil
 }

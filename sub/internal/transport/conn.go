@@ -11,8 +11,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/oshirase/oshirase/bus"
 	"github.com/oshirase/oshirase/service/errkind"
 	"github.com/oshirase/oshirase/sub/internal/hub"
+	"github.com/oshirase/oshirase/wire"
 )
 
 // connState is where a connection is in its life.
@@ -32,9 +34,11 @@ const drainTimeout = time.Second
 // item is one queued frame: a notice for op (framed at flush time, from
 // the shared payload) or, with op nil or raw set, bytes ready to write.
 type item struct {
-	op  *operation
-	b   []byte
-	raw bool
+	op     *operation
+	b      []byte
+	raw    bool
+	holes  int    // cursor holes in b
+	cursor string // the subscription's cursor after this notice
 }
 
 // conn is one socket the engine writes: a WebSocket or a hijacked SSE
@@ -75,11 +79,14 @@ func (s *Server) newConn(nc net.Conn, p protocol) *conn {
 	return c
 }
 
-// sendData queues a notice for op: the hub's Send, on the Redis reader's
-// goroutine. It never blocks. Over a bound it closes the connection as a
-// slow consumer and refuses.
-func (c *conn) sendData(op *operation, payload []byte) hub.Verdict {
-	n := dataLen(c.proto, op.qid, payload)
+// sendData queues a notice for op with its cursor (holes of them to
+// splice into payload): from the hub's Send, on the Redis reader's
+// goroutine, or from a replay. It never blocks. Over a bound it closes the
+// connection as a slow consumer and refuses; a replay (replay set) is
+// bounded by WRITE_QUEUE_BYTES only, not QUEUE_SIZE, since it queues what
+// was missed all at once.
+func (c *conn) sendData(op *operation, payload []byte, holes int, cursor string, replay bool) hub.Verdict {
+	n := dataLen(c.proto, op.qid, payload, holes, len(c.srv.cfg.CursorHole), cursor)
 	cfg := &c.srv.cfg
 	c.mu.Lock()
 	if c.state != stateOpen || op.done.Load() {
@@ -90,7 +97,7 @@ func (c *conn) sendData(op *operation, payload []byte) hub.Verdict {
 	switch {
 	case c.pending > 0 && c.pending+n > cfg.WriteQueueBytes:
 		why = "slow consumer: more than WRITE_QUEUE_BYTES waiting to be sent"
-	case op.waiting >= cfg.QueueSize:
+	case op.waiting >= cfg.QueueSize && !replay:
 		why = "slow consumer: more than QUEUE_SIZE notices waiting to be sent"
 	}
 	if why != "" {
@@ -98,7 +105,7 @@ func (c *conn) sendData(op *operation, payload []byte) hub.Verdict {
 		c.slow(why)
 		return hub.Refused
 	}
-	c.queue = append(c.queue, item{op: op, b: payload})
+	c.queue = append(c.queue, item{op: op, b: payload, holes: holes, cursor: cursor})
 	c.pending += n
 	op.waiting++
 	kick := !c.flushing
@@ -194,7 +201,7 @@ func (c *conn) size(it item) int {
 	if it.raw {
 		return len(it.b)
 	}
-	return dataLen(c.proto, it.op.qid, it.b)
+	return dataLen(c.proto, it.op.qid, it.b, it.holes, len(c.srv.cfg.CursorHole), it.cursor)
 }
 
 func (c *conn) open() bool {
@@ -339,7 +346,7 @@ func (c *conn) flush() {
 			if it.raw {
 				buf = append(buf, it.b...)
 			} else {
-				buf = appendData(buf, c.proto, it.op.qid, it.b)
+				buf = appendData(buf, c.proto, it.op.qid, it.b, c.srv.cfg.CursorHole, it.holes, it.cursor)
 			}
 		}
 		c.srv.frames.Add(int64(len(items)))
@@ -415,12 +422,16 @@ type operation struct {
 	mu    sync.Mutex
 	sub   *hub.Subscription
 	shape Shape
+
+	// The stream's cursor state (resume.go), guarded by rmu.
+	chs      []wire.Channel
+	rmu      sync.Mutex
+	live     bool           // caught up: notices go out as they come
+	buffered []liveNotice   // live notices that came while catching up
+	vec      []bus.Position // per channel, the last notice sent; nil: no cursors
 }
 
 var _ hub.Sink = (*operation)(nil)
-
-// Send implements hub.Sink.
-func (op *operation) Send(payload []byte) hub.Verdict { return op.c.sendData(op, payload) }
 
 // attach records the hub subscription once Subscribe returned; an
 // operation that ended meanwhile gives it back at once.

@@ -8,6 +8,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/oshirase/oshirase/wire"
 )
 
 // Frames queued while a flush is due go out together: one write for all
@@ -35,13 +37,13 @@ func TestFramesQueuedTogetherGoOutInOneWrite(t *testing.T) {
 	}
 	c := s.newConn(server, protoTransportWS)
 	defer c.closeSocket()
-	ops := []*operation{{c: c, qid: []byte(`"a"`)}, {c: c, qid: []byte(`"b\"c"`)}}
+	ops := []*operation{{c: c, qid: []byte(`"a"`), live: true}, {c: c, qid: []byte(`"b\"c"`), live: true}}
 	c.mu.Lock()
 	c.flushing = true // a flush is due: what is queued meanwhile waits for it
 	c.mu.Unlock()
 	const n = 100
 	for i := range n {
-		if v := ops[i%2].Send(fmt.Appendf(nil, `{"data":%d}`, i)); v != 0 {
+		if v := ops[i%2].Send("", &wire.Message{}, fmt.Appendf(nil, `{"data":%d}`, i)); v != 0 {
 			t.Fatalf("Send %d: verdict %d", i, v)
 		}
 	}

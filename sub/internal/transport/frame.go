@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"encoding/binary"
 	"unicode/utf8"
 )
@@ -25,14 +26,15 @@ const (
 // string), middle, the payload the hub rendered once for every subscription
 // of its shape, suffix. Nothing is marshalled per subscription. "next" and
 // "data" have the same length, so both WebSocket subprotocols frame to the
-// same size. A later per-subscription field (a recovery cursor) is one more
-// splice here: the payload stays shared, the field goes between it and
-// the suffix as {"data":…,"extensions":{"cursor":…}}.
+// same size. The subscription's cursor is spliced into the payload wherever
+// the rendering left the cursor hole (the selection asked for the cursor),
+// and on SSE it is also the event's id.
 const (
 	dataPrefix    = `{"id":`
 	nextMiddle    = `,"type":"next","payload":`
 	legacyMiddle  = `,"type":"data","payload":`
 	dataSuffix    = `}`
+	sseIDPrefix   = "id: "
 	sseDataPrefix = "event: next\ndata: "
 	sseDataSuffix = "\n\n"
 )
@@ -66,23 +68,36 @@ const (
 	opClose = 0x8
 )
 
-// dataLen is the size of the framed notice of id (quoted) and payload.
-func dataLen(p protocol, qid, payload []byte) int {
+// dataLen is the size of the framed notice of id (quoted) and payload,
+// with cursor in its holes (payload has holes of them; hole is how long
+// one is).
+func dataLen(p protocol, qid []byte, payload []byte, holes, hole int, cursor string) int {
+	pl := len(payload) + holes*(len(cursor)+2-hole)
 	if p == protoSSE {
-		return len(sseDataPrefix) + len(payload) + len(sseDataSuffix)
+		n := len(sseDataPrefix) + pl + len(sseDataSuffix)
+		if cursor != "" {
+			n += len(sseIDPrefix) + len(cursor) + 1
+		}
+		return n
 	}
-	n := len(dataPrefix) + len(qid) + len(nextMiddle) + len(payload) + len(dataSuffix)
+	n := len(dataPrefix) + len(qid) + len(nextMiddle) + pl + len(dataSuffix)
 	return wsHeaderLen(n) + n
 }
 
-// appendData frames a notice for one subscription.
-func appendData(b []byte, p protocol, qid, payload []byte) []byte {
+// appendData frames a notice for one subscription: payload with cursor in
+// its holes (hole nil: none).
+func appendData(b []byte, p protocol, qid, payload, hole []byte, holes int, cursor string) []byte {
 	if p == protoSSE {
+		if cursor != "" {
+			b = append(b, sseIDPrefix...)
+			b = append(b, cursor...)
+			b = append(b, '\n')
+		}
 		b = append(b, sseDataPrefix...)
-		b = append(b, payload...)
+		b = splice(b, payload, hole, holes, cursor)
 		return append(b, sseDataSuffix...)
 	}
-	n := len(dataPrefix) + len(qid) + len(nextMiddle) + len(payload) + len(dataSuffix)
+	n := len(dataPrefix) + len(qid) + len(nextMiddle) + len(payload) + holes*(len(cursor)+2-len(hole)) + len(dataSuffix)
 	b = appendWSHeader(b, opText, n)
 	b = append(b, dataPrefix...)
 	b = append(b, qid...)
@@ -91,8 +106,25 @@ func appendData(b []byte, p protocol, qid, payload []byte) []byte {
 	} else {
 		b = append(b, nextMiddle...)
 	}
-	b = append(b, payload...)
+	b = splice(b, payload, hole, holes, cursor)
 	return append(b, dataSuffix...)
+}
+
+// splice appends payload with cursor, as a JSON string (a cursor is
+// base64url: nothing to escape), in place of each of its holes holes.
+func splice(b, payload, hole []byte, holes int, cursor string) []byte {
+	for ; holes > 0; holes-- {
+		i := bytes.Index(payload, hole)
+		if i < 0 {
+			break
+		}
+		b = append(b, payload[:i]...)
+		b = append(b, '"')
+		b = append(b, cursor...)
+		b = append(b, '"')
+		payload = payload[i+len(hole):]
+	}
+	return append(b, payload...)
 }
 
 // textFrame is one WebSocket text frame holding msg.

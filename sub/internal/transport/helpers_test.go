@@ -33,6 +33,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type env struct {
 	t   *testing.T
 	rdb *redis.Client
+	b   *bus.Redis // history on: historySize notices per channel
 	hub *hub.Hub
 	n   *graph.Notifications
 	ts  *transport.Server
@@ -65,12 +66,12 @@ func person(user string) wire.Channel {
 
 type streams struct{ n *graph.Notifications }
 
-func (s streams) Open(ctx context.Context, opCtx *graphql.OperationContext, f graphql.CollectedField) ([]wire.Channel, transport.Shape, error) {
-	chs, shape, err := s.n.Open(ctx, opCtx, f)
+func (s streams) Open(ctx context.Context, opCtx *graphql.OperationContext, f graphql.CollectedField) ([]wire.Channel, transport.Shape, *string, error) {
+	chs, shape, after, err := s.n.Open(ctx, opCtx, f)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return chs, shape, nil
+	return chs, shape, after, nil
 }
 
 func start(t *testing.T, configure func(*transport.Config)) *env {
@@ -79,7 +80,8 @@ func start(t *testing.T, configure func(*transport.Config)) *env {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	rdb := srv.Client()
 	var h *hub.Hub
-	b, err := bus.NewRedis(bus.Config{Client: rdb, Handler: func(ch wire.Channel, p []byte) { h.Dispatch(ch, p) }, Logger: log})
+	b, err := bus.NewRedis(bus.Config{Client: rdb, Handler: func(ch wire.Channel, p []byte) { h.Dispatch(ch, p) }, Logger: log,
+		HistorySize: historySize, HistoryTTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,6 +94,8 @@ func start(t *testing.T, configure func(*transport.Config)) *env {
 		Exec:         gqlserve.NewExecutor(schema, true, log),
 		Streams:      streams{n},
 		Hub:          h,
+		History:      b,
+		CursorHole:   n.CursorHole(),
 		WriteTimeout: 2 * time.Second,
 		Logger:       log,
 	}
@@ -109,7 +113,7 @@ func start(t *testing.T, configure func(*transport.Config)) *env {
 		_ = b.Close()
 		_ = rdb.Close()
 	})
-	return &env{t: t, rdb: rdb, hub: h, n: n, ts: ts, url: hs.URL + "/graphql"}
+	return &env{t: t, rdb: rdb, b: b, hub: h, n: n, ts: ts, url: hs.URL + "/graphql"}
 }
 
 // publish sends a notice through Redis, as pub does.
@@ -121,6 +125,23 @@ func (e *env) publish(ch wire.Channel, text string) {
 	}
 	p, _ := m.Encode()
 	if err := e.rdb.Publish(context.Background(), string(ch), p).Err(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// historySize is how many notices each channel's history keeps in tests.
+const historySize = 20
+
+// record publishes a notice of scope through the bus, as pub does: it is
+// also appended to its channel's history.
+func (e *env) record(ch wire.Channel, scope wire.Scope, text string) {
+	e.t.Helper()
+	m, err := wire.NewMessage(text, scope, time.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	p, _ := m.Encode()
+	if _, err := e.b.Publish(context.Background(), ch, p); err != nil {
 		e.t.Fatal(err)
 	}
 }

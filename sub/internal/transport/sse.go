@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/oshirase/oshirase/service/errkind"
+	"github.com/oshirase/oshirase/sub/internal/cursor"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
@@ -60,7 +61,16 @@ func (s *Server) ServeSSE(w http.ResponseWriter, r *http.Request) {
 		writeEvents(w, out...)
 		return
 	}
-	chs, shape, err := s.cfg.Streams.Open(ctx, opCtx, *field)
+	chs, shape, afterText, err := s.cfg.Streams.Open(ctx, opCtx, *field)
+	var after *cursor.Cursor
+	if err == nil {
+		if id := r.Header.Get("Last-Event-ID"); afterText == nil && id != "" {
+			afterText = &id // an EventSource reconnecting: resume like after
+		}
+		if after, err = s.decodeAfter(afterText, chs); err != nil {
+			shape.Release()
+		}
+	}
 	if err != nil {
 		writeEvents(w, marshal(s.present(ctx, opCtx, fieldErrors(field, err))))
 		return
@@ -94,7 +104,7 @@ func (s *Server) ServeSSE(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	go readSSE(c)
-	go s.subscribe(op, chs, shape, field.Alias, func(errs gqlerror.List) {
+	go s.subscribe(op, chs, shape, after, field.Alias, func(errs gqlerror.List) {
 		c.finish(sseFinal(marshal(responseWithErrors(errs)), true), false)
 	})
 }
@@ -128,7 +138,7 @@ func sseHead(h http.Header) []byte {
 // sseFinal is the last event of a stream: a result (errors), then
 // "complete" when the operation is over for good.
 func sseFinal(payload []byte, complete bool) []byte {
-	b := appendData(nil, protoSSE, nil, payload)
+	b := appendData(nil, protoSSE, nil, payload, nil, 0, "")
 	if complete {
 		b = append(b, "event: complete\n\n"...)
 	}
@@ -144,7 +154,7 @@ func writeEvents(w http.ResponseWriter, payloads ...[]byte) {
 	w.WriteHeader(http.StatusOK)
 	var b []byte
 	for _, p := range payloads {
-		b = appendData(b, protoSSE, nil, p)
+		b = appendData(b, protoSSE, nil, p, nil, 0, "")
 	}
 	b = append(b, "event: complete\n\n"...)
 	_, _ = w.Write(b)

@@ -14,8 +14,8 @@ import (
 )
 
 type event struct {
-	name, data, comment string
-	isComment           bool
+	id, name, data, comment string
+	isComment               bool
 }
 
 // readEvent reads one event or comment; io.EOF when the stream ends.
@@ -35,6 +35,8 @@ func readEvent(t *testing.T, r *bufio.Reader) (event, error) {
 			}
 		case strings.HasPrefix(line, ":"):
 			return event{comment: strings.TrimSpace(line[1:]), isComment: true}, nil
+		case strings.HasPrefix(line, "id: "):
+			ev.id = line[4:]
 		case strings.HasPrefix(line, "event: "):
 			ev.name = line[7:]
 		case strings.HasPrefix(line, "data: "):

@@ -33,6 +33,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/oshirase/oshirase/bus"
 	"github.com/oshirase/oshirase/service/errkind"
 	"github.com/oshirase/oshirase/sub/internal/hub"
 	"github.com/oshirase/oshirase/wire"
@@ -67,11 +68,12 @@ type Shape interface {
 }
 
 // Streams opens the stream a subscription operation's one root field asks
-// for: the channels it reads and its shape. An error that is a
+// for: the channels it reads, its shape and the cursor to resume after
+// (nil: none). An error that is a
 // *gqlerror.Error with a GRAPHQL_VALIDATION_FAILED code is reported as a
 // validation error; any other is the resolver's.
 type Streams interface {
-	Open(ctx context.Context, opCtx *graphql.OperationContext, field graphql.CollectedField) ([]wire.Channel, Shape, error)
+	Open(ctx context.Context, opCtx *graphql.OperationContext, field graphql.CollectedField) ([]wire.Channel, Shape, *string, error)
 }
 
 // Config configures a Server. Zero values take the documented defaults.
@@ -84,6 +86,13 @@ type Config struct {
 	// Streams opens subscriptions; Hub carries their notices. Required.
 	Streams Streams
 	Hub     *hub.Hub
+	// History gives subscriptions their cursors and replays what a
+	// resuming one missed. Default: none (cursors are empty, and a
+	// subscription with after fails with CURSOR_EXPIRED).
+	History bus.History
+	// CursorHole is what a rendered payload holds where each
+	// subscription's cursor goes (graph.Notifications.CursorHole).
+	CursorHole []byte
 	// ConnContext picks what a WebSocket keeps of its upgrade request for
 	// Init (a token from a header or cookie): the request itself is let go.
 	// Default: nothing.

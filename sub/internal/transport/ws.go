@@ -14,6 +14,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/oshirase/oshirase/sub/internal/cursor"
 )
 
 // wsSession is one WebSocket: the protocol state both subprotocols share.
@@ -297,7 +299,13 @@ func (w *wsSession) start(id string, payload json.RawMessage) {
 		w.finishOp(op, true)
 		return
 	}
-	chs, shape, err := w.srv.cfg.Streams.Open(ctx, opCtx, *field)
+	chs, shape, afterText, err := w.srv.cfg.Streams.Open(ctx, opCtx, *field)
+	var after *cursor.Cursor
+	if err == nil {
+		if after, err = w.srv.decodeAfter(afterText, chs); err != nil {
+			shape.Release()
+		}
+	}
 	if err != nil {
 		errs := fieldErrors(field, err)
 		w.fail(op, w.srv.present(ctx, opCtx, errs).Errors, isValidation(errs))
@@ -307,7 +315,7 @@ func (w *wsSession) start(id string, payload json.RawMessage) {
 	op.shape = shape
 	op.mu.Unlock()
 	alias := field.Alias
-	go w.srv.subscribe(op, chs, shape, alias, func(errs gqlerror.List) { w.fail(op, errs, false) })
+	go w.srv.subscribe(op, chs, shape, after, alias, func(errs gqlerror.List) { w.fail(op, errs, false) })
 }
 
 func (w *wsSession) nextType() string {
