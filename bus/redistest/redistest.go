@@ -19,6 +19,7 @@ type Server struct {
 	Port int
 	Addr string
 	tb   testing.TB
+	dir  string // with an append-only file there (StartPersistent); "" keeps nothing
 	cmd  *exec.Cmd
 	log  *bytes.Buffer
 }
@@ -33,12 +34,30 @@ func Start(tb testing.TB) *Server {
 	return r
 }
 
+// StartPersistent starts redis-server like Start, but with an append-only
+// file fsynced on every write in a directory of the test's own: a Stop
+// (SIGKILL) and Start bring back everything it had acknowledged, as a
+// production Redis with AOF does.
+func StartPersistent(tb testing.TB) *Server {
+	tb.Helper()
+	r := &Server{Port: FreePort(tb), tb: tb, dir: tb.TempDir()}
+	r.Addr = fmt.Sprintf("127.0.0.1:%d", r.Port)
+	r.Start()
+	tb.Cleanup(r.Stop)
+	return r
+}
+
 // Start (re)starts the server on its port and waits until it answers.
 func (r *Server) Start() {
 	r.tb.Helper()
 	r.log = &bytes.Buffer{}
-	r.cmd = exec.Command("redis-server", "--port", fmt.Sprint(r.Port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--maxclients", "20000")
+	args := []string{"--port", fmt.Sprint(r.Port), "--bind", "127.0.0.1", "--save", "", "--maxclients", "20000"}
+	if r.dir != "" {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always", "--dir", r.dir)
+	} else {
+		args = append(args, "--appendonly", "no")
+	}
+	r.cmd = exec.Command("redis-server", args...)
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
 	if err := r.cmd.Start(); err != nil {
 		r.tb.Fatalf("start redis-server (is it installed? make test installs it): %v", err)
