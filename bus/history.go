@@ -97,6 +97,15 @@ func (b *Redis) Head(ctx context.Context, chs []wire.Channel) ([]Position, error
 // (a new or restarted Redis). A script that answered EXPIRED makes the
 // whole call fail with ErrCursorExpired; other failures with ErrUnavailable.
 func (b *Redis) evalEach(ctx context.Context, script *redis.Script, n int, args func(i int) ([]string, []any)) ([]*redis.Cmd, error) {
+	// A burst of subscribers each reads its channels' heads: they take
+	// turns on a few connections rather than each opening one of its own
+	// (go-redis grows its pool past PoolSize when every connection is busy).
+	select {
+	case b.reads <- struct{}{}:
+		defer func() { <-b.reads }()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: history: %w", ErrUnavailable, ctx.Err())
+	}
 	for loaded := false; ; loaded = true {
 		pipe := b.cfg.Client.Pipeline()
 		cmds := make([]*redis.Cmd, n)

@@ -52,9 +52,10 @@ type Config struct {
 
 // Redis is the bus on one Redis server: Publisher and Subscriber.
 type Redis struct {
-	cfg Config
-	ps  *redis.PubSub
-	log *slog.Logger
+	cfg   Config
+	ps    *redis.PubSub
+	log   *slog.Logger
+	reads chan struct{} // turns for history reads (evalEach)
 
 	mu     sync.Mutex
 	refs   map[wire.Channel]int      // local subscriptions per channel: the wanted state
@@ -122,6 +123,7 @@ func NewRedis(cfg Config) (*Redis, error) {
 	stopCtx, stop := context.WithCancel(context.Background())
 	b := &Redis{
 		cfg:        cfg,
+		reads:      make(chan struct{}, concurrentReads),
 		stopCtx:    stopCtx,
 		stop:       stop,
 		syncDone:   make(chan struct{}),
@@ -155,6 +157,12 @@ func (b *Redis) SyncFailures() int64 { return b.roundErrs.Load() }
 
 // Healthy reports whether the Pub/Sub connection is up.
 func (b *Redis) Healthy() bool { return b.healthy.Load() }
+
+// concurrentReads is how many history reads (heads, replays, pages) run at
+// once on one bus; the rest wait their turn. One: with the Pub/Sub
+// connection and the sync loop's, an instance holds three connections to
+// Redis whatever the burst (each read is one pipelined round trip).
+const concurrentReads = 1
 
 // closeTimeout bounds Close's removal of this instance's counts; a Redis
 // that does not answer in time leaves them to expire after CountTTL.

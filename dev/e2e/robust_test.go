@@ -47,8 +47,8 @@ func subConnections(t *testing.T, rdb *redis.Client) (all []string, pubsub int) 
 }
 
 // 3. 2,000 subscriptions for 2,000 users: sub holds one Pub/Sub connection
-// to Redis and at most 3 connections in all, as for one subscription — not
-// one per subscription.
+// to Redis and at most 4 connections in all (the Pub/Sub one, count writes,
+// history reads, one spare) — not one per subscription.
 func TestRedisConnectionsStayConstant(t *testing.T) {
 	// Not an init-timeout test: a loaded machine must not fail it.
 	s := startStack(t, "INIT_TIMEOUT=30s")
@@ -102,8 +102,8 @@ func TestRedisConnectionsStayConstant(t *testing.T) {
 
 	after, pubsub := subConnections(t, rdb)
 	t.Logf("redis connections from sub: %d with one subscription, %d with %d (%d in Pub/Sub mode)", len(before), len(after), users+1, pubsub)
-	if pubsub != 1 || len(after) > 3 {
-		t.Fatalf("sub holds %d redis connections (%d in Pub/Sub mode) for %d subscriptions, %d for one; want one Pub/Sub connection and at most 3 in all\n%s",
+	if pubsub != 1 || len(after) > 4 {
+		t.Fatalf("sub holds %d redis connections (%d in Pub/Sub mode) for %d subscriptions, %d for one; want one Pub/Sub connection and at most 4 in all\n%s",
 			len(after), pubsub, users+1, len(before), strings.Join(after, "\n"))
 	}
 }
