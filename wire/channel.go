@@ -80,6 +80,7 @@ const (
 	countPrefix   = "oshirase:v1:count:"
 	historyPrefix = "oshirase:v1:hist:"
 	metaPrefix    = "oshirase:v1:meta:"
+	idemPrefix    = "oshirase:v1:idem:"
 )
 
 // NewChannel returns the channel of (tenant, scope, id). For ScopeCompany the
@@ -145,6 +146,21 @@ func (c Channel) HistoryKey() string {
 // its data) and the id of the last notice appended.
 func (c Channel) MetaKey() string {
 	return metaPrefix + strings.TrimPrefix(string(c), channelPrefix)
+}
+
+// MaxIdempotencyKeyBytes is the longest idempotency key a publisher may
+// send.
+const MaxIdempotencyKeyBytes = 128
+
+// IdempotencyKey is the Redis hash that remembers one idempotent publish
+// to this channel: "oshirase:v1:idem:{<channel>}:<publisher>:<key>". It
+// sits in the channel's hash slot, so the bus decides "first time or
+// retry" in the same atomic script as the publish, also on Redis Cluster.
+// publisher names the credential (a fixed-length digest, no ':'), so two
+// publishers' keys never meet; key is the publisher's own, checked with
+// ValidateName(…, MaxIdempotencyKeyBytes) by the caller.
+func (c Channel) IdempotencyKey(publisher, key string) string {
+	return idemPrefix + strings.TrimPrefix(string(c), channelPrefix) + ":" + publisher + ":" + key
 }
 
 // ParseChannel splits a channel name back into tenant, scope and id. Only

@@ -79,6 +79,9 @@ func TestCompanyAndPublicChannels(t *testing.T) {
 	if got := c1.HistoryKey(); got != "oshirase:v1:hist:{acme/c}" {
 		t.Fatalf("HistoryKey = %q", got)
 	}
+	if got := c1.IdempotencyKey("0f1e", "order-7:shipped"); got != "oshirase:v1:idem:{acme/c}:0f1e:order-7:shipped" {
+		t.Fatalf("IdempotencyKey = %q", got)
+	}
 	if got := c1.MetaKey(); got != "oshirase:v1:meta:{acme/c}" {
 		t.Fatalf("MetaKey = %q", got)
 	}

@@ -174,41 +174,40 @@ func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
 }
 
 // reason turns a parse error into a short rejection. The order matters when
-// jwt reports several claim errors at once: the first match wins.
+// jwt reports several claim errors at once: the first match wins. (An if
+// chain, not a tagless switch, so that gremlins can mutate its conditions;
+// see NewVerifier.)
 func (v *Verifier) reason(tok *jwt.Token, claims jwt.MapClaims, err error) error {
 	missing := func(name string) bool { _, ok := claims[name]; return !ok }
-	var r string
-	switch {
-	case errors.Is(err, errUnknownKID):
+	r := "token invalid"
+	if errors.Is(err, errUnknownKID) {
 		r = "unknown key id"
-	case errors.Is(err, errBadKID):
+	} else if errors.Is(err, errBadKID) {
 		r = "token malformed"
-	case errors.Is(err, errKeyAlg):
+	} else if errors.Is(err, errKeyAlg) {
 		r = "algorithm not allowed for key"
-	case errors.Is(err, errCrit):
+	} else if errors.Is(err, errCrit) {
 		r = "crit header not supported"
-	case errors.Is(err, jwt.ErrTokenMalformed):
+	} else if errors.Is(err, jwt.ErrTokenMalformed) {
 		r = "token malformed"
-	case tok != nil && (tok.Method == nil || !slices.Contains(v.methods, tok.Method.Alg())):
+	} else if tok != nil && (tok.Method == nil || !slices.Contains(v.methods, tok.Method.Alg())) {
 		r = "algorithm not allowed"
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+	} else if errors.Is(err, jwt.ErrTokenSignatureInvalid) {
 		r = "signature invalid"
-	case errors.Is(err, jwt.ErrTokenExpired):
+	} else if errors.Is(err, jwt.ErrTokenExpired) {
 		r = "token expired"
-	case errors.Is(err, jwt.ErrTokenNotValidYet):
+	} else if errors.Is(err, jwt.ErrTokenNotValidYet) {
 		r = "token not valid yet"
-	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+	} else if errors.Is(err, jwt.ErrTokenUsedBeforeIssued) {
 		r = "token issued in the future"
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && missing("exp"):
+	} else if errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && missing("exp") {
 		r = "exp claim missing"
-	case errors.Is(err, jwt.ErrTokenInvalidIssuer), v.cfg.Issuer != "" && missing("iss"):
+	} else if errors.Is(err, jwt.ErrTokenInvalidIssuer) || v.cfg.Issuer != "" && missing("iss") {
 		r = "issuer invalid"
-	case errors.Is(err, jwt.ErrTokenInvalidAudience), v.cfg.Audience != "" && missing("aud"):
+	} else if errors.Is(err, jwt.ErrTokenInvalidAudience) || v.cfg.Audience != "" && missing("aud") {
 		r = "audience invalid"
-	case errors.Is(err, jwt.ErrInvalidType):
+	} else if errors.Is(err, jwt.ErrInvalidType) {
 		r = "claims invalid"
-	default:
-		r = "token invalid"
 	}
 	return reject(r, err)
 }

@@ -1,25 +1,39 @@
 package envconf
 
 import (
+	"math"
 	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/oshirase/oshirase/service/auth"
+	"github.com/oshirase/oshirase/service/ratelimit"
 )
 
 // Common is the configuration every oshirase service reads. The README's
 // table lists the same variables; keep them in step.
 type Common struct {
-	Port            int            // PORT
-	Redis           *redis.Options // REDIS_URL, default localhost:6379
-	AllowedOrigins  []string       // ALLOWED_ORIGINS, default *
-	ShutdownTimeout time.Duration  // SHUTDOWN_TIMEOUT, default 10s
-	Playground      bool           // PLAYGROUND, default true
-	Introspection   bool           // INTROSPECTION, default true
-	LogLevel        string         // LOG_LEVEL, default info
-	LogFormat       string         // LOG_FORMAT, default text
+	Port  int            // PORT
+	Redis *redis.Options // REDIS_URL, default localhost:6379
+	// A Redis Cluster or a Sentinel-managed master instead of one server
+	// (at most one of them): REDIS_URL then gives only the credentials,
+	// TLS and (Sentinel) database. See RedisClient.
+	RedisCluster  []string      // REDIS_CLUSTER_ADDRS: seed nodes, host:port
+	RedisSentinel RedisSentinel // REDIS_SENTINEL_*
+	// RedisProbeInterval is how often sub proves that each Pub/Sub
+	// connection delivers (bus.Config.ProbeInterval).
+	RedisProbeInterval time.Duration // REDIS_PROBE_INTERVAL, default 5s
+	AllowedOrigins     []string      // ALLOWED_ORIGINS, default *
+	ShutdownTimeout    time.Duration // SHUTDOWN_TIMEOUT, default 10s
+	Playground         bool          // PLAYGROUND, default true
+	Introspection      bool          // INTROSPECTION, default true
+	LogLevel           string        // LOG_LEVEL, default info
+	LogFormat          string        // LOG_FORMAT, default text
+	// TrustedProxies (TRUSTED_PROXIES, default none): the peers whose
+	// X-Forwarded-For names the client, for the limits kept per client
+	// address.
+	TrustedProxies ratelimit.Proxies
 
 	AuthMode AuthMode    // AUTH_MODE, default none
 	JWT      auth.Config // JWT_*, in jwt mode
@@ -46,6 +60,13 @@ func (e *Env) Common(defaultPort int, jwtOptional bool) Common {
 		LogLevel:        e.OneOf("LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		LogFormat:       e.OneOf("LOG_FORMAT", "text", "text", "json"),
 	}
+	if list := e.List("TRUSTED_PROXIES", nil); len(list) > 0 {
+		p, err := ratelimit.ParseProxies(list)
+		if err != nil {
+			e.Fail("TRUSTED_PROXIES", "%v", err)
+		}
+		c.TrustedProxies = p
+	}
 	c.HistorySize = e.Int("HISTORY_SIZE", 100, 0, 100_000)
 	c.HistoryTTL = e.Duration("HISTORY_TTL", 24*time.Hour, 0, 365*24*time.Hour)
 	if c.HistoryTTL > 0 && c.HistoryTTL < time.Second {
@@ -63,5 +84,16 @@ func (e *Env) Common(defaultPort int, jwtOptional bool) Common {
 		e.Fail("REDIS_URL", "%v", err)
 	}
 	c.Redis = opt
+	c.RedisCluster, c.RedisSentinel = e.redisTopology(opt)
+	c.RedisProbeInterval = e.Duration("REDIS_PROBE_INTERVAL", 5*time.Second, 100*time.Millisecond, time.Hour)
 	return c
+}
+
+// Rate reads a rate limit: name (events a second, 0 = no limit, the
+// default) and burstName (events at once; default the rate rounded up, at
+// least 1).
+func (e *Env) Rate(name, burstName string) (perSecond float64, burst int) {
+	perSecond = e.Float(name, 0, 0, 1e6)
+	burst = e.Int(burstName, max(1, int(math.Ceil(perSecond))), 1, 1_000_000)
+	return perSecond, burst
 }

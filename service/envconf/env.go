@@ -76,6 +76,21 @@ func (e *Env) Int(name string, def, min, max int) int {
 	return n
 }
 
+// Float returns the variable as a number (like 2 or 0.5) in [min, max],
+// or def.
+func (e *Env) Float(name string, def, min, max float64) float64 {
+	v, ok := e.get(name)
+	if !ok {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f != f || f < min || f > max {
+		e.Fail(name, "must be a number from %g to %g (got %q)", min, max, v)
+		return def
+	}
+	return f
+}
+
 // Bytes returns a size such as 4096, 4KiB or 1MiB in [min, max], or def.
 func (e *Env) Bytes(name string, def, min, max int) int {
 	v, ok := e.get(name)

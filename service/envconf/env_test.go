@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/oshirase/oshirase/service/envconf"
 	"github.com/oshirase/oshirase/service/httpserve"
 )
@@ -151,6 +153,58 @@ func TestCommonHistory(t *testing.T) {
 		}
 		if err != nil || c.HistorySize != tc.size || c.HistoryTTL != tc.ttl {
 			t.Errorf("%v: size %d ttl %s err %v; want %d %s", tc.kv, c.HistorySize, c.HistoryTTL, err, tc.size, tc.ttl)
+		}
+	}
+}
+
+// REDIS_CLUSTER_ADDRS and REDIS_SENTINEL_* choose the client's kind; the
+// credentials and TLS still come from REDIS_URL; contradictions and
+// malformed addresses fail naming the variable.
+func TestRedisTopology(t *testing.T) {
+	e := envconf.NewEnv(env("REDIS_URL", "rediss://u:pw@ignored:6379", "REDIS_CLUSTER_ADDRS", "a:7000, b:7001"))
+	c := e.Common(8080, false)
+	if err := e.Err(); err != nil {
+		t.Fatal(err)
+	}
+	cc, ok := c.RedisClient("test", 3).(*redis.ClusterClient)
+	if !ok {
+		t.Fatalf("REDIS_CLUSTER_ADDRS: client %T", c.RedisClient("test", 3))
+	}
+	o := cc.Options()
+	if strings.Join(o.Addrs, ",") != "a:7000,b:7001" || o.Username != "u" || o.Password != "pw" || o.TLSConfig == nil || !o.ContextTimeoutEnabled || o.PoolSize != 3 {
+		t.Fatalf("cluster options %+v", o)
+	}
+	cc.Close()
+
+	e = envconf.NewEnv(env("REDIS_URL", "redis://:pw@ignored:6379/2", "REDIS_SENTINEL_ADDRS", "s1:26379,s2:26379", "REDIS_SENTINEL_MASTER", "mymaster"))
+	c = e.Common(8080, false)
+	if err := e.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if c.RedisSentinel.Master != "mymaster" || len(c.RedisSentinel.Addrs) != 2 {
+		t.Fatalf("sentinel %+v", c.RedisSentinel)
+	}
+	fc, ok := c.RedisClient("test", 0).(*redis.Client)
+	if !ok || !fc.Options().ContextTimeoutEnabled || fc.Options().DB != 2 {
+		t.Fatalf("sentinel client %T", c.RedisClient("test", 0))
+	}
+	fc.Close()
+
+	for _, tc := range []struct {
+		kv   []string
+		name string
+	}{
+		{[]string{"REDIS_CLUSTER_ADDRS", "a:1,nope"}, "REDIS_CLUSTER_ADDRS"},
+		{[]string{"REDIS_CLUSTER_ADDRS", "a:1", "REDIS_URL", "redis://h:1/3"}, "REDIS_CLUSTER_ADDRS"},
+		{[]string{"REDIS_SENTINEL_ADDRS", "s:1"}, "REDIS_SENTINEL_MASTER"},
+		{[]string{"REDIS_SENTINEL_MASTER", "m"}, "REDIS_SENTINEL_ADDRS"},
+		{[]string{"REDIS_SENTINEL_ADDRS", "s", "REDIS_SENTINEL_MASTER", "m"}, "REDIS_SENTINEL_ADDRS"},
+		{[]string{"REDIS_CLUSTER_ADDRS", "a:1", "REDIS_SENTINEL_ADDRS", "s:1", "REDIS_SENTINEL_MASTER", "m"}, "REDIS_CLUSTER_ADDRS"},
+	} {
+		e := envconf.NewEnv(env(tc.kv...))
+		e.Common(8080, false)
+		if err := e.Err(); err == nil || !strings.Contains(err.Error(), tc.name) {
+			t.Errorf("%v: %v, want an error naming %s", tc.kv, err, tc.name)
 		}
 	}
 }

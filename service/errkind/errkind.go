@@ -22,6 +22,9 @@ var (
 	// (it is older than what is kept, or from another epoch); the client
 	// starts afresh.
 	ErrCursorExpired = errors.New("cursor expired")
+	// ErrRateLimited: the caller is over one of its limits (a rate, or
+	// its connections); retry later.
+	ErrRateLimited = errors.New("rate limited")
 )
 
 // Codes: the extensions.code of every error either service answers. The
@@ -35,7 +38,7 @@ const (
 	// (gqlgen's code).
 	CodeValidationFailed = "GRAPHQL_VALIDATION_FAILED"
 	// CodeTooComplex: the document is over MaxQueryTokens,
-	// MaxQuerySelections or MaxRepeatedField (the code gqlgen's complexity
+	// MaxQuerySelections, MaxRepeatedField or MaxQueryDepth (the code gqlgen's complexity
 	// limit uses).
 	CodeTooComplex = "COMPLEXITY_LIMIT_EXCEEDED"
 	// CodeBadRequest: the HTTP request or message is not a GraphQL
@@ -58,6 +61,13 @@ const (
 	CodeSlowConsumer = "SLOW_CONSUMER"
 	// CodeUnavailable: a dependency (Redis) did not answer in time; retry.
 	CodeUnavailable = "UNAVAILABLE"
+	// CodeRateLimited: the caller is over a rate (PUBLISH_RATE,
+	// CONNECT_RATE) or its connections (MAX_CONNECTIONS_PER_USER); HTTP
+	// 429 with Retry-After, or close 4429.
+	CodeRateLimited = "RATE_LIMITED"
+	// CodeTooManySubscriptions: a WebSocket already runs
+	// MAX_SUBSCRIPTIONS_PER_CONNECTION operations; complete one first.
+	CodeTooManySubscriptions = "TOO_MANY_SUBSCRIPTIONS"
 	// CodeInternal: anything else; details only in the server log.
 	CodeInternal = "INTERNAL"
 )
@@ -66,7 +76,8 @@ const (
 // no more and no fewer (dev/docs checks).
 var Codes = []string{
 	CodeParseFailed, CodeValidationFailed, CodeTooComplex, CodeBadRequest, CodeRequestTooLarge,
-	CodeBadUserInput, CodeUnauthenticated, CodeForbidden, CodeCursorExpired, CodeSlowConsumer, CodeUnavailable, CodeInternal,
+	CodeBadUserInput, CodeUnauthenticated, CodeForbidden, CodeCursorExpired, CodeSlowConsumer, CodeUnavailable,
+	CodeRateLimited, CodeTooManySubscriptions, CodeInternal,
 }
 
 // WriteHTTP answers an HTTP request that is refused before GraphQL runs

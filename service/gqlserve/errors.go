@@ -12,13 +12,14 @@ import (
 
 	"github.com/oshirase/oshirase/service/auth"
 	"github.com/oshirase/oshirase/service/errkind"
+	"github.com/oshirase/oshirase/service/logging"
 	"github.com/oshirase/oshirase/wire"
 )
 
 func init() {
 	// Errors of these codes refuse the request before anything runs, like
-	// parse and validation errors: gqlgen answers them with HTTP 422
-	// (400 to application/graphql-response+json) and, on a WebSocket, an
+	// parse and validation errors: a request error over POST (no data;
+	// 400 to application/graphql-response+json) and, on a WebSocket, an
 	// "error" message rather than a "next" one.
 	errcode.RegisterErrorType(errkind.CodeTooComplex, errcode.KindProtocol)
 	errcode.RegisterErrorType(errkind.CodeBadRequest, errcode.KindProtocol)
@@ -80,10 +81,16 @@ func ErrorFor(ctx context.Context, err error, log *slog.Logger) *gqlerror.Error 
 	case errors.Is(err, errkind.ErrCursorExpired):
 		e.Message = "the cursor is older than the history kept, or from before the history started over; fetch the list again and subscribe without it"
 		e.Extensions = map[string]any{"code": errkind.CodeCursorExpired}
+	case errors.Is(err, errkind.ErrRateLimited):
+		e.Extensions = map[string]any{"code": errkind.CodeRateLimited}
 	case errors.Is(err, errkind.ErrUnavailable):
 		e.Message = "notification service temporarily unavailable; retry"
 		e.Extensions = map[string]any{"code": errkind.CodeUnavailable}
-		log.Warn("request failed: dependency unavailable", "err", detail)
+		// A Redis outage fails every request at once: one line a second,
+		// with how many were held back.
+		if ok, held := unavailableLog.Allow(); ok {
+			log.Warn("request failed: dependency unavailable", "err", detail, "not_logged_since_last", held)
+		}
 	default:
 		log.Error("request failed", "err", detail)
 		e.Message = "internal error"
@@ -91,6 +98,10 @@ func ErrorFor(ctx context.Context, err error, log *slog.Logger) *gqlerror.Error 
 	}
 	return e
 }
+
+// unavailableLog throttles the one line per request failed for an
+// unavailable dependency.
+var unavailableLog logging.Throttle
 
 // errIntrospectionDisabled is the text of the plain error gqlgen's
 // __schema and __type resolvers return without extension.Introspection;

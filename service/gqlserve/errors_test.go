@@ -45,6 +45,7 @@ func TestErrorForGivesEveryErrorACode(t *testing.T) {
 		// wrapped as the executor hands it over.
 		{"introspection switched off", gqlerror.WrapPath(nil, errors.New("introspection disabled")), errkind.CodeForbidden, "introspection is disabled", ""},
 		{"cursor expired", fmt.Errorf("bus: %w", errkind.ErrCursorExpired), errkind.CodeCursorExpired, "fetch the list again", ""},
+		{"rate limited", fmt.Errorf("%w: too many connections", errkind.ErrRateLimited), errkind.CodeRateLimited, "too many connections", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := ErrorFor(context.Background(), tc.err, log)

@@ -22,8 +22,8 @@ import (
 // transports first (they must see their requests before POST does), then
 // OPTIONS and POST, and a coded refusal for anything else (405 for another
 // method, 415 for another content type). A document is checked against
-// MaxQueryTokens, MaxQuerySelections and MaxRepeatedField before it is
-// validated, validated by the spec's rules (a subscription has exactly one
+// MaxQueryTokens, MaxQuerySelections, MaxRepeatedField and MaxQueryDepth
+// before it is validated, validated by the spec's rules (a subscription has exactly one
 // root field), and cached once valid; introspection is served when
 // allowed, and errors are presented by ErrorFor. A panic in a resolver is
 // logged and answered "internal error". Bound request bodies with
@@ -70,7 +70,7 @@ func configure(gql settings, setRules func(func() *rules.Rules), introspection b
 	cache := lru.New[*ast.QueryDocument](1000)
 	gql.SetQueryCache(cache)
 	gql.SetParserTokenLimit(MaxQueryTokens)
-	gql.Use(operationLimits{maxTokens: MaxQueryTokens, maxSelections: MaxQuerySelections, maxRepeated: MaxRepeatedField, validated: cache})
+	gql.Use(operationLimits{maxTokens: MaxQueryTokens, maxSelections: MaxQuerySelections, maxRepeated: MaxRepeatedField, maxDepth: MaxQueryDepth, validated: cache})
 	setRules(validationRules)
 	if introspection {
 		gql.Use(extension.Introspection{})
@@ -86,18 +86,6 @@ func Recover(log *slog.Logger) graphql.RecoverFunc {
 		log.Error("panic in resolver", "panic", v)
 		return errors.New("internal error")
 	}
-}
-
-// plainPOSTKey marks a request that came over plain POST, which has room
-// for one response only.
-type plainPOSTKey struct{}
-
-// post is gqlgen's POST transport, marking its requests for
-// streamsNeedStreaming.
-type post struct{ transport.POST }
-
-func (t post) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	t.POST.Do(w, r.WithContext(context.WithValue(r.Context(), plainPOSTKey{}, true)), exec)
 }
 
 // streamsNeedStreaming refuses a subscription sent over plain POST: gqlgen

@@ -33,6 +33,12 @@ const (
 	// the result: one response key under one parent, over every fragment.
 	// Clients repeat a field when fragments overlap, a few times at most.
 	MaxRepeatedField = 16
+	// MaxQueryDepth bounds how deep fields nest in the result (a root
+	// field is at depth 1), over every fragment. GraphiQL's introspection
+	// query, the deepest document either schema needs, reaches 15 (a field's
+	// argument's type, whose TypeRef fragment nests ofType nine times); the schemas' own
+	// documents reach 3.
+	MaxQueryDepth = 16
 )
 
 // operationLimits refuses a document over the limits above before gqlgen
@@ -44,7 +50,7 @@ const (
 // It also refuses an operationName that names no operation of the
 // document, without repeating the name back.
 type operationLimits struct {
-	maxTokens, maxSelections, maxRepeated int
+	maxTokens, maxSelections, maxRepeated, maxDepth int
 	// validated holds the documents gqlgen has parsed and validated
 	// already; they passed these limits before.
 	validated graphql.Cache[*ast.QueryDocument]
@@ -81,11 +87,13 @@ func (l operationLimits) MutateOperationParameters(ctx context.Context, p *graph
 	if err != nil {
 		return nil
 	}
-	switch shapeOf(doc, l.maxSelections, l.maxRepeated) {
+	switch shapeOf(doc, l.maxSelections, l.maxRepeated, l.maxDepth) {
 	case tooManySelections:
 		return tooComplex("the document has more than %d selections (fields, fragment spreads, inline fragments), counting a fragment wherever it is spread", l.maxSelections)
 	case fieldRepeated:
 		return tooComplex("the document selects one field (one response key under one parent) more than %d times", l.maxRepeated)
+	case tooDeep:
+		return tooComplex("the document nests fields more than %d deep", l.maxDepth)
 	}
 	if p.OperationName != "" && doc.Operations.ForName(p.OperationName) == nil {
 		e := gqlerror.Errorf("the document has no operation of the given operationName")
@@ -107,15 +115,17 @@ const (
 	withinLimits shape = iota
 	tooManySelections
 	fieldRepeated
+	tooDeep
 )
 
 // shapeOf walks every operation and fragment of doc as validation does,
 // each fragment again wherever it is spread, and stops as soon as the walk
 // passes maxSelections steps or one place in the result (a response key
 // under one parent, the parent itself counted the same way) is selected
-// more than maxRepeated times. A spread inside its own expansion is not
-// followed: validation refuses the cycle.
-func shapeOf(doc *ast.QueryDocument, maxSelections, maxRepeated int) shape {
+// more than maxRepeated times, or a field nests deeper than maxDepth. A
+// spread inside its own expansion is not followed: validation refuses the
+// cycle.
+func shapeOf(doc *ast.QueryDocument, maxSelections, maxRepeated, maxDepth int) shape {
 	defs := make(map[string]*ast.FragmentDefinition, len(doc.Fragments))
 	for _, f := range doc.Fragments {
 		if _, dup := defs[f.Name]; !dup {
@@ -130,8 +140,8 @@ func shapeOf(doc *ast.QueryDocument, maxSelections, maxRepeated int) shape {
 	}
 	steps := 0
 	expanding := map[string]bool{}
-	var walk func(set ast.SelectionSet, at *place) shape
-	walk = func(set ast.SelectionSet, at *place) shape {
+	var walk func(set ast.SelectionSet, at *place, depth int) shape
+	walk = func(set ast.SelectionSet, at *place, depth int) shape {
 		for _, sel := range set {
 			if steps++; steps > maxSelections {
 				return tooManySelections
@@ -154,16 +164,19 @@ func shapeOf(doc *ast.QueryDocument, maxSelections, maxRepeated int) shape {
 				if child.selected++; child.selected > maxRepeated {
 					return fieldRepeated
 				}
-				why = walk(s.SelectionSet, child)
+				if depth+1 > maxDepth {
+					return tooDeep
+				}
+				why = walk(s.SelectionSet, child, depth+1)
 			case *ast.InlineFragment:
-				why = walk(s.SelectionSet, at)
+				why = walk(s.SelectionSet, at, depth)
 			case *ast.FragmentSpread:
 				def := defs[s.Name]
 				if def == nil || expanding[s.Name] {
 					continue
 				}
 				expanding[s.Name] = true
-				why = walk(def.SelectionSet, at)
+				why = walk(def.SelectionSet, at, depth)
 				expanding[s.Name] = false
 			}
 			if why != withinLimits {
@@ -173,13 +186,13 @@ func shapeOf(doc *ast.QueryDocument, maxSelections, maxRepeated int) shape {
 		return withinLimits
 	}
 	for _, op := range doc.Operations {
-		if why := walk(op.SelectionSet, &place{}); why != withinLimits {
+		if why := walk(op.SelectionSet, &place{}, 0); why != withinLimits {
 			return why
 		}
 	}
 	for _, f := range doc.Fragments {
 		expanding[f.Name] = true
-		why := walk(f.SelectionSet, &place{})
+		why := walk(f.SelectionSet, &place{}, 0)
 		expanding[f.Name] = false
 		if why != withinLimits {
 			return why

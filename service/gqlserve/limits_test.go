@@ -47,9 +47,12 @@ func TestOperationLimits(t *testing.T) {
 		{"fragments spreading each other twice", nested, "", errkind.CodeTooComplex},
 		{"cycles spreading each other twice", cyclic, "", errkind.CodeTooComplex},
 		{"unknown operationName", "query A { ok }", "B", errkind.CodeValidationFailed},
+		{"16 deep", deep(16), "", ""},
+		{"17 deep", deep(17), "", errkind.CodeTooComplex},
+		{"17 deep through fragments and inline fragments", "{ __schema { ...A } } fragment A on __Schema { ... on __Schema { types { ...B } } } fragment B on __Type { " + strings.Repeat("ofType { ", 14) + "name" + strings.Repeat(" }", 14) + " }", "", errkind.CodeTooComplex},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l := operationLimits{maxTokens: MaxQueryTokens, maxSelections: MaxQuerySelections, maxRepeated: MaxRepeatedField,
+			l := operationLimits{maxTokens: MaxQueryTokens, maxSelections: MaxQuerySelections, maxRepeated: MaxRepeatedField, maxDepth: MaxQueryDepth,
 				validated: lru.New[*ast.QueryDocument](10)}
 			start := time.Now()
 			err := l.MutateOperationParameters(context.Background(), &graphql.RawParams{Query: tc.query, OperationName: tc.operationName})
@@ -74,8 +77,15 @@ func TestOperationLimitsTrustValidatedDocuments(t *testing.T) {
 	cache := lru.New[*ast.QueryDocument](10)
 	q := "{" + strings.Repeat(" ok", 17) + " }"
 	cache.Add(context.Background(), q, &ast.QueryDocument{})
-	l := operationLimits{maxTokens: MaxQueryTokens, maxSelections: MaxQuerySelections, maxRepeated: MaxRepeatedField, validated: cache}
+	l := operationLimits{maxTokens: MaxQueryTokens, maxSelections: MaxQuerySelections, maxRepeated: MaxRepeatedField, maxDepth: MaxQueryDepth, validated: cache}
 	if err := l.MutateOperationParameters(context.Background(), &graphql.RawParams{Query: q}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// deep is a document whose fields nest n deep (n ≥ 2): __schema, then
+// types and ofType down to depth n.
+func deep(n int) string {
+	q := "{ __schema { types { " + strings.Repeat("ofType { ", n-3) + "name" + strings.Repeat(" }", n-3) + " } } }"
+	return q
 }

@@ -2,6 +2,7 @@ package gqlserve
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,10 +45,16 @@ func LimitBody(maxBytes int64, next http.Handler) http.Handler {
 			errkind.WriteHTTP(w, http.StatusBadRequest, errkind.CodeBadRequest, "the request body could not be read")
 			return
 		}
-		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/json" && !isGraphQLRequest(body) {
-			errkind.WriteHTTP(w, http.StatusBadRequest, errkind.CodeBadRequest,
-				`the request body is not a GraphQL request: want a JSON object {"query": string, "operationName": string, "variables": object, "extensions": object}`)
-			return
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/json" {
+			params, ok := decodeRequest(body)
+			if !ok {
+				errkind.WriteHTTP(w, http.StatusBadRequest, errkind.CodeBadRequest,
+					`the request body is not a GraphQL request: want a JSON object {"query": string, "operationName": string, "variables": object, "extensions": object}`)
+				return
+			}
+			// The POST transport takes the decoded request from here
+			// instead of decoding the body a second time.
+			r = r.WithContext(context.WithValue(r.Context(), decodedKey{}, params))
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
@@ -55,11 +62,17 @@ func LimitBody(maxBytes int64, next http.Handler) http.Handler {
 	})
 }
 
-// isGraphQLRequest reports whether body decodes as gqlgen's transports
-// decode it.
-func isGraphQLRequest(body []byte) bool {
+// decodedKey carries the GraphQL request LimitBody decoded.
+type decodedKey struct{}
+
+// decodeRequest decodes body as gqlgen's transports decode it, and
+// reports whether it is a GraphQL request.
+func decodeRequest(body []byte) (*graphql.RawParams, bool) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var p graphql.RawParams
-	return dec.Decode(&p) == nil
+	if err := dec.Decode(&p); err != nil {
+		return nil, false
+	}
+	return &p, true
 }
