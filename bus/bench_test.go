@@ -3,7 +3,6 @@ package bus_test
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -46,7 +45,7 @@ func BenchmarkPublish(b *testing.B) {
 			if _, err := p.Publish(ctx, chs[0], payload); err != nil { // loads the script
 				b.Fatal(err)
 			}
-			cpu0 := redisCPU(b, rdb)
+			cpu0 := redistest.CPUSeconds(b, rdb)
 			b.ResetTimer()
 			var wg sync.WaitGroup
 			const workers = 8
@@ -64,24 +63,7 @@ func BenchmarkPublish(b *testing.B) {
 			}
 			wg.Wait()
 			b.StopTimer()
-			b.ReportMetric((redisCPU(b, rdb)-cpu0)*1e6/float64(b.N), "redis-µs/op")
+			b.ReportMetric((redistest.CPUSeconds(b, rdb)-cpu0)*1e6/float64(b.N), "redis-µs/op")
 		})
 	}
-}
-
-// redisCPU is the CPU time, in seconds, the Redis server has used.
-func redisCPU(b *testing.B, rdb *redis.Client) float64 {
-	info, err := rdb.Info(context.Background(), "cpu").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var total float64
-	for _, line := range strings.Split(info, "\r\n") {
-		k, v, _ := strings.Cut(line, ":")
-		if k == "used_cpu_sys" || k == "used_cpu_user" {
-			f, _ := strconv.ParseFloat(v, 64)
-			total += f
-		}
-	}
-	return total
 }

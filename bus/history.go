@@ -1,9 +1,13 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -92,46 +96,157 @@ func (b *Redis) Head(ctx context.Context, chs []wire.Channel) ([]Position, error
 	return out, nil
 }
 
-// evalEach runs script n times in one pipeline, with the keys and
-// arguments args gives for each, loading the script on the first NOSCRIPT
-// (a new or restarted Redis). A script that answered EXPIRED makes the
-// whole call fail with ErrCursorExpired; other failures with ErrUnavailable.
+// evalEach runs script n times, with the keys and arguments args gives for
+// each, and answers the n commands. A script that answered EXPIRED makes
+// the call fail with ErrCursorExpired; other failures with ErrUnavailable.
+//
+// Reads take turns on one connection (a burst of subscribers, each reading
+// its channels' heads or replaying after its cursor, must not open a
+// connection each: go-redis grows its pool past PoolSize when every
+// connection is busy). Whoever has the turn sends every read queued
+// meanwhile with its own, in one pipeline of up to maxBatchedCommands
+// commands: a reconnect storm of 10,000 subscriptions costs dozens of
+// round trips, not 10,000 one after the other.
 func (b *Redis) evalEach(ctx context.Context, script *redis.Script, n int, args func(i int) ([]string, []any)) ([]*redis.Cmd, error) {
-	// A burst of subscribers each reads its channels' heads: they take
-	// turns on a few connections rather than each opening one of its own
-	// (go-redis grows its pool past PoolSize when every connection is busy).
-	select {
-	case b.reads <- struct{}{}:
-		defer func() { <-b.reads }()
-	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: history: %w", ErrUnavailable, ctx.Err())
+	r := &historyRead{script: script, n: n, args: args, done: make(chan struct{})}
+	if d, ok := ctx.Deadline(); ok {
+		r.deadline = d
 	}
+	b.hist.mu.Lock()
+	b.hist.queue = append(b.hist.queue, r)
+	b.hist.mu.Unlock()
+	for {
+		select {
+		case <-r.done:
+			return r.cmds, r.err
+		case b.reads <- struct{}{}:
+			b.runQueued()
+			<-b.reads
+		case <-ctx.Done():
+			b.hist.mu.Lock()
+			if i := slices.Index(b.hist.queue, r); i >= 0 {
+				b.hist.queue = slices.Delete(b.hist.queue, i, i+1)
+			}
+			b.hist.mu.Unlock()
+			select {
+			case <-r.done: // answered meanwhile
+				return r.cmds, r.err
+			default: // not sent, or on the wire: whoever sent it ignores the answer
+			}
+			return nil, fmt.Errorf("%w: history: %w", ErrUnavailable, ctx.Err())
+		}
+	}
+}
+
+// historyReads is the queue of history reads waiting for their turn.
+type historyReads struct {
+	mu    sync.Mutex
+	queue []*historyRead
+}
+
+// historyRead is one evalEach call: its commands and, once done is
+// closed, their answers.
+type historyRead struct {
+	script   *redis.Script
+	n        int
+	args     func(i int) ([]string, []any)
+	deadline time.Time // zero: none
+
+	cmds []*redis.Cmd
+	err  error
+	done chan struct{}
+}
+
+// maxBatchedCommands bounds one pipeline of queued reads (a replay's
+// answer may be a whole history: the pipeline's answer stays a few MB).
+const maxBatchedCommands = 512
+
+// defaultReadTimeout bounds a batch none of whose callers set a deadline.
+const defaultReadTimeout = 5 * time.Second
+
+// runQueued takes the reads queued now, in order, up to
+// maxBatchedCommands commands (at least one read), sends them in one
+// pipeline and answers each. The caller has the turn.
+func (b *Redis) runQueued() {
+	b.hist.mu.Lock()
+	k, cmds := 0, 0
+	for k < len(b.hist.queue) && (k == 0 || cmds+b.hist.queue[k].n <= maxBatchedCommands) {
+		cmds += b.hist.queue[k].n
+		k++
+	}
+	batch := slices.Clone(b.hist.queue[:k])
+	b.hist.queue = slices.Delete(b.hist.queue, 0, k)
+	b.hist.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	// The batch runs until the last of its callers gives up, whoever of
+	// them goes away meanwhile, and stops only when the bus closes.
+	var deadline time.Time
+	for _, r := range batch {
+		d := r.deadline
+		if d.IsZero() {
+			d = time.Now().Add(defaultReadTimeout)
+		}
+		if d.After(deadline) {
+			deadline = d
+		}
+	}
+	ctx, cancel := context.WithDeadline(b.stopCtx, deadline)
+	defer cancel()
 	for loaded := false; ; loaded = true {
 		pipe := b.cfg.Client.Pipeline()
-		cmds := make([]*redis.Cmd, n)
-		for i := range n {
-			keys, argv := args(i)
-			cmds[i] = script.EvalSha(ctx, pipe, keys, argv...)
-		}
-		_, _ = pipe.Exec(ctx) // each command's own error is looked at below
-		noScript := false
-		for _, cmd := range cmds {
-			switch err := cmd.Err(); {
-			case err == nil:
-			case redis.HasErrorPrefix(err, "EXPIRED"):
-				return nil, fmt.Errorf("%w: %w", ErrCursorExpired, err)
-			case redis.HasErrorPrefix(err, "NOSCRIPT") && !loaded:
-				noScript = true
-			default:
-				return nil, fmt.Errorf("%w: history: %w", ErrUnavailable, err)
+		for _, r := range batch {
+			r.cmds = make([]*redis.Cmd, r.n)
+			for i := range r.n {
+				keys, argv := r.args(i)
+				r.cmds[i] = r.script.EvalSha(ctx, pipe, keys, argv...)
 			}
 		}
-		if !noScript {
-			return cmds, nil
+		_, _ = pipe.Exec(ctx) // each command's own error is looked at below
+		var missing []*redis.Script
+		for _, r := range batch {
+			r.err = nil
+			for _, cmd := range r.cmds {
+				// An if chain, not a tagless switch: gremlins v0.6.0 cannot
+				// see a switch's case conditions as covered (#298).
+				err := cmd.Err()
+				if err == nil {
+					continue
+				}
+				if redis.HasErrorPrefix(err, "EXPIRED") {
+					r.err = cmp.Or(r.err, fmt.Errorf("%w: %w", ErrCursorExpired, err))
+				} else if redis.HasErrorPrefix(err, "NOSCRIPT") && !loaded {
+					if !slices.Contains(missing, r.script) {
+						missing = append(missing, r.script)
+					}
+				} else {
+					r.err = cmp.Or(r.err, fmt.Errorf("%w: history: %w", ErrUnavailable, err))
+				}
+			}
 		}
-		if err := script.Load(ctx, b.cfg.Client).Err(); err != nil {
-			return nil, fmt.Errorf("%w: load history script: %w", ErrUnavailable, err)
+		if len(missing) == 0 {
+			break
 		}
+		// A new or restarted Redis: load the scripts, send the batch again.
+		var loadErr error
+		for _, s := range missing {
+			if loadErr = s.Load(ctx, b.cfg.Client).Err(); loadErr != nil {
+				break
+			}
+		}
+		if loadErr != nil {
+			for _, r := range batch {
+				r.err = fmt.Errorf("%w: load history script: %w", ErrUnavailable, loadErr)
+			}
+			break
+		}
+	}
+	for _, r := range batch {
+		if r.err != nil {
+			r.cmds = nil
+		}
+		close(r.done)
 	}
 }
 

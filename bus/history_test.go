@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/oshirase/oshirase/bus"
 	"github.com/oshirase/oshirase/wire"
@@ -222,7 +225,9 @@ func TestHistoryTrimmedBySize(t *testing.T) {
 // before that learns it (the meta outlives the history).
 func TestHistoryTrimmedByAge(t *testing.T) {
 	forEachTopology(t, func(t *testing.T, d deployment) {
-		const ttl = 400 * time.Millisecond
+		// Long enough that c (published ttl/2 + 200ms before d) is still
+		// young at d's publish on a loaded machine: up to 800ms of delay.
+		const ttl = 2 * time.Second
 		b := instanceWith(t, d, nil, withHistory(100, ttl))
 		ch, _ := wire.PersonChannel("acme", "bob")
 		rdb := d.client()
@@ -252,7 +257,7 @@ func TestHistoryTrimmedByAge(t *testing.T) {
 		// Trimmed by age on the next publish while the stream lives on.
 		time.Sleep(ttl / 2)
 		publishTexts(t, b, ch, "c")
-		time.Sleep(ttl/2 + 100*time.Millisecond)
+		time.Sleep(ttl/2 + 200*time.Millisecond)
 		publishTexts(t, b, ch, "d") // b is now older than ttl, c is not
 		expectExpired(t, b, ch, a.Pos, "b trimmed by age")
 		if got := mustSince(t, b, ch, bb.Pos); !slices.Equal(got, []string{"c", "d"}) {
@@ -505,6 +510,79 @@ func TestHistoryOffWhenSizeOrAgeIsZero(t *testing.T) {
 			if n, _ := rdb.Exists(context.Background(), ch.HistoryKey(), ch.MetaKey()).Result(); n != 0 {
 				t.Fatalf("size %d, age %ds: history keys written", cfg[0], cfg[1])
 			}
+		}
+	})
+}
+
+// pipelineCounter counts the pipelines of history scripts a client sends.
+type pipelineCounter struct{ n atomic.Int64 }
+
+func (*pipelineCounter) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (*pipelineCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (c *pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if len(cmds) > 0 && cmds[0].Name() == "evalsha" {
+			c.n.Add(1)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// A burst of readers (a reconnect storm: every subscription replays after
+// its cursor at once) shares round trips: the reads queued while one is on
+// the wire go out together in one pipeline. Each reader still gets exactly
+// its own answer, and a read refused (another epoch) fails alone.
+func TestHistoryReadsInABurstShareRoundTrips(t *testing.T) {
+	forEachTopology(t, func(t *testing.T, d deployment) {
+		counter := &pipelineCounter{}
+		b := instanceWith(t, d, nil, func(c *bus.Config) {
+			withHistory(100, time.Hour)(c)
+			c.Client.AddHook(counter)
+		})
+		const readers = 200
+		chs := make([]wire.Channel, readers)
+		from := make([]bus.Position, readers)
+		for i := range readers {
+			chs[i], _ = wire.PersonChannel("acme", fmt.Sprint("storm-", i))
+			from[i] = publishTexts(t, b, chs[i], fmt.Sprint("seen-", i), fmt.Sprint("a-", i), fmt.Sprint("b-", i))[0].Pos
+			if i%10 == 0 {
+				from[i].Epoch = "another-epoch"
+			}
+		}
+		public := wire.PublicChannel()
+		pub := head(t, b, public)
+		before := counter.n.Load()
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range readers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				got, err := b.Since(ctx, []wire.Channel{chs[i], public}, []bus.Position{from[i], pub})
+				if i%10 == 0 {
+					if !errors.Is(err, bus.ErrCursorExpired) {
+						t.Errorf("reader %d (another epoch): %d channels, %v; want ErrCursorExpired", i, len(got), err)
+					}
+					return
+				}
+				if err != nil {
+					t.Errorf("reader %d: %v", i, err)
+					return
+				}
+				if texts := textsOf(t, got[0]); !slices.Equal(texts, []string{fmt.Sprint("a-", i), fmt.Sprint("b-", i)}) || len(got[1]) != 0 {
+					t.Errorf("reader %d got %q and %d public notices", i, texts, len(got[1]))
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		trips := counter.n.Load() - before
+		t.Logf("%d concurrent reads in %d round trips", readers, trips)
+		if trips > readers/2 {
+			t.Fatalf("%d concurrent reads took %d round trips: they were not batched", readers, trips)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package bus
 
 import (
 	_ "embed"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -21,7 +22,9 @@ import (
 // compares a reader's position with that mark, so it answers either every
 // notice after the position or ErrCursorExpired, never a history with a hole
 // in it. recent.lua and head.lua create the epoch when a channel has none,
-// so every position handed out names one.
+// so every position handed out names one. The meta also keeps the stream's
+// length and oldest id, so that most publishes append without asking the
+// stream anything (publish.lua says when they are trusted).
 
 var (
 	//go:embed lua/set_count.lua
@@ -37,7 +40,11 @@ var (
 
 	setCountScript = redis.NewScript(setCountLua)
 	publishScript  = redis.NewScript(publishLua)
-	sinceScript    = redis.NewScript(sinceLua)
-	recentScript   = redis.NewScript(recentLua)
-	headScript     = redis.NewScript(headLua)
+	// On a cluster the notice goes out with SPUBLISH: it travels only
+	// within the shard that owns its channel's slot (where its count and
+	// history keys are too).
+	publishShardedScript = redis.NewScript(strings.ReplaceAll(publishLua, "redis.call('PUBLISH'", "redis.call('SPUBLISH'"))
+	sinceScript          = redis.NewScript(sinceLua)
+	recentScript         = redis.NewScript(recentLua)
+	headScript           = redis.NewScript(headLua)
 )

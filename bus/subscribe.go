@@ -2,19 +2,14 @@ package bus
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/oshirase/oshirase/wire"
 )
 
 // Subscribe implements Subscriber.
 func (b *Redis) Subscribe(ctx context.Context, chs []wire.Channel) error {
-	if b.ps == nil {
+	if b.cfg.Handler == nil {
 		return ErrPublishOnly
 	}
 	b.mu.Lock()
@@ -79,116 +74,71 @@ func (b *Redis) poke() {
 	}
 }
 
-// receive reads the Pub/Sub connection until Close. go-redis reconnects and
-// re-subscribes on its own; confirmations it did not ask for mean exactly
-// that, and trigger a rewrite of every count (Redis may have restarted and
-// lost them).
-//
-// A silent connection is pinged every HealthInterval. A PING still
-// unanswered at the next one marks the connection down: a Redis that
-// accepts bytes and never answers (stopped, or stuck in a long script) must
-// not look healthy, as a socket write to it still succeeds.
-func (b *Redis) receive() {
-	defer close(b.recvDone)
-	ctx := context.Background() // Close ends the reads by closing the connection
-	backoff := 50 * time.Millisecond
-	// Connect now rather than at the first SUBSCRIBE: readiness reports the
-	// connection, and the PONG proves it.
-	_ = b.ps.Ping(ctx)
-	pinged := true // a PING is out: silence until the next read is suspect
-	for {
-		msg, err := b.ps.ReceiveTimeout(ctx, b.cfg.HealthInterval)
-		if err != nil {
-			select {
-			case <-b.done:
-				return
-			default:
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				if pinged {
-					b.setHealthy(false, errNoPong)
-				}
-				// Silence: ask for a PONG. A dead connection fails the next read.
-				if perr := b.ps.Ping(ctx); perr != nil {
-					b.setHealthy(false, perr)
-				}
-				pinged = true
-				continue
-			}
-			b.setHealthy(false, err)
-			select {
-			case <-b.done:
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, time.Second)
-			continue
-		}
-		backoff = 50 * time.Millisecond
-		pinged = false
-		b.setHealthy(true, nil)
-		switch m := msg.(type) {
-		case *redis.Message:
-			b.cfg.Handler(wire.Channel(m.Channel), []byte(m.Payload))
-		case *redis.Subscription:
-			if m.Kind == "subscribe" {
-				b.confirm(wire.Channel(m.Channel))
-			}
-		}
-	}
-}
-
-// errNoPong is why a connection that stopped answering counts as down.
-var errNoPong = errors.New("bus: redis did not answer a PING within the health interval")
-
-func (b *Redis) setHealthy(ok bool, err error) {
-	if b.healthy.Swap(ok) != ok {
-		if ok {
-			b.log.Info("redis pub/sub connected")
-		} else {
-			b.log.Warn("redis pub/sub connection lost; reconnecting", "err", err)
-		}
-	}
-}
-
-// expect notes SUBSCRIBEs about to be sent.
-func (b *Redis) expect(chs []wire.Channel) {
+// expect notes SUBSCRIBEs about to be sent on s.
+func (b *Redis) expect(s *shard, chs []wire.Channel) {
 	b.confirmMu.Lock()
 	for _, ch := range chs {
-		b.unconfirmd[ch]++
+		p := b.unconfirmd[ch]
+		if p.s != s {
+			p = pending{s: s} // the channel moved: the old shard's no longer count
+		}
+		p.n++
+		b.unconfirmd[ch] = p
 	}
 	b.confirmMu.Unlock()
 }
 
-// forget drops pending confirmations of channels about to be unsubscribed:
-// go-redis will not re-subscribe them, so those confirmations may never come.
-func (b *Redis) forget(chs []wire.Channel) {
+// expectOnce notes that chs are about to be subscribed on a fresh
+// connection of s, once each: whatever was pending for them (sent on the
+// connection it replaces, or not sent yet) is settled by this one.
+func (b *Redis) expectOnce(s *shard, chs []wire.Channel) {
 	b.confirmMu.Lock()
 	for _, ch := range chs {
-		delete(b.unconfirmd, ch)
+		b.unconfirmd[ch] = pending{s: s, n: 1}
 	}
 	b.confirmMu.Unlock()
 }
 
-func (b *Redis) confirm(ch wire.Channel) {
+// forget drops pending confirmations of channels about to be unsubscribed
+// from s: go-redis will not re-subscribe them, so those confirmations may
+// never come.
+func (b *Redis) forget(s *shard, chs []wire.Channel) {
 	b.confirmMu.Lock()
-	n, asked := b.unconfirmd[ch]
-	if n > 1 {
-		b.unconfirmd[ch] = n - 1
+	for _, ch := range chs {
+		if b.unconfirmd[ch].s == s {
+			delete(b.unconfirmd, ch)
+		}
+	}
+	b.confirmMu.Unlock()
+}
+
+// confirm takes a SUBSCRIBE confirmation from s. One that was not asked
+// for is go-redis's re-subscription after it reconnected: every count is
+// rewritten (Redis may have restarted and lost them).
+func (b *Redis) confirm(s *shard, ch wire.Channel, probe bool) {
+	b.confirmMu.Lock()
+	p, asked := b.unconfirmd[ch]
+	asked = asked && p.s == s
+	if asked && p.n > 1 {
+		p.n--
+		b.unconfirmd[ch] = p
 	} else if asked {
 		delete(b.unconfirmd, ch)
 	}
 	close(b.confirmed)
 	b.confirmed = make(chan struct{})
 	b.confirmMu.Unlock()
-	if !asked {
-		// A re-subscription after go-redis reconnected.
-		b.mu.Lock()
-		b.resync = true
-		b.mu.Unlock()
-		b.poke()
+	if !asked && !probe {
+		b.requestResync()
 	}
+}
+
+// requestResync has the next round rewrite every count.
+func (b *Redis) requestResync() {
+	b.mu.Lock()
+	b.resync = true
+	b.mu.Unlock()
+	b.poke()
 }
 
 // awaitConfirmed waits until none of chs has an unconfirmed SUBSCRIBE.
@@ -197,7 +147,7 @@ func (b *Redis) awaitConfirmed(ctx context.Context, chs []wire.Channel) error {
 		b.confirmMu.Lock()
 		pending := false
 		for _, ch := range chs {
-			if b.unconfirmd[ch] > 0 {
+			if b.unconfirmd[ch].n > 0 {
 				pending = true
 				break
 			}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,13 +27,19 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // deployment is one running Redis topology.
 type deployment interface {
-	// client returns a new client for commands (a test closes it).
-	client() *redis.Client
+	// client returns a new client for commands (a test closes it): the
+	// kind the services use on this topology.
+	client() redis.UniversalClient
+	// masters are the servers that take publishes and carry Pub/Sub
+	// connections now.
+	masters() []*redistest.Server
+	// sharded says whether notices travel by sharded Pub/Sub.
+	sharded() bool
 	// stop kills every Redis process; start brings them back on the same
 	// addresses, empty.
 	stop()
 	start()
-	// freeze stops every Redis process with SIGSTOP (connections are
+	// freeze stops every Redis process (sentinels too) with SIGSTOP (connections are
 	// accepted, nothing is answered); thaw resumes them.
 	freeze()
 	thaw()
@@ -45,19 +53,60 @@ type topology struct {
 // topologies lists what the suite runs against.
 var topologies = []topology{
 	{name: "single", deploy: func(t *testing.T) deployment { return single{redistest.Start(t)} }},
+	{name: "cluster", deploy: func(t *testing.T) deployment { return cluster{redistest.StartCluster(t, 3, 1)} }},
+	{name: "sentinel", deploy: func(t *testing.T) deployment { return sentinel{redistest.StartSentinel(t)} }},
 }
 
 type single struct{ srv *redistest.Server }
 
-func (s single) client() *redis.Client { return s.srv.Client() }
-func (s single) stop()                 { s.srv.Stop() }
-func (s single) start()                { s.srv.Start() }
-func (s single) freeze()               { s.srv.Freeze() }
-func (s single) thaw()                 { s.srv.Thaw() }
+func (s single) client() redis.UniversalClient { return s.srv.Client() }
+func (s single) masters() []*redistest.Server  { return []*redistest.Server{s.srv} }
+func (s single) sharded() bool                 { return false }
+func (s single) stop()                         { s.srv.Stop() }
+func (s single) start()                        { s.srv.Start() }
+func (s single) freeze()                       { s.srv.Freeze() }
+func (s single) thaw()                         { s.srv.Thaw() }
 
+// cluster is 3 masters with a replica each.
+type cluster struct{ c *redistest.Cluster }
+
+func (c cluster) client() redis.UniversalClient { return c.c.Client() }
+func (c cluster) masters() []*redistest.Server  { return c.c.Masters() }
+func (c cluster) sharded() bool                 { return true }
+func (c cluster) stop()                         { c.c.Stop() }
+func (c cluster) start()                        { c.c.Start() }
+func (c cluster) freeze()                       { c.c.Freeze() }
+func (c cluster) thaw()                         { c.c.Thaw() }
+
+// sentinel is a master, a replica and 3 sentinels; stop and start apply to
+// the master and replica (the sentinels keep watching).
+type sentinel struct{ s *redistest.Sentinel }
+
+func (s sentinel) client() redis.UniversalClient { return s.s.Client() }
+func (s sentinel) masters() []*redistest.Server  { return []*redistest.Server{s.s.Master()} }
+func (s sentinel) sharded() bool                 { return false }
+func (s sentinel) stop()                         { s.s.Stop() }
+func (s sentinel) start()                        { s.s.Start() }
+func (s sentinel) freeze()                       { s.s.Freeze() }
+func (s sentinel) thaw()                         { s.s.Thaw() }
+
+// forEachTopology runs test against every topology; TOPOLOGY=single (or
+// cluster, sentinel) runs one.
 func forEachTopology(t *testing.T, test func(t *testing.T, d deployment)) {
+	only := os.Getenv("TOPOLOGY")
 	for _, tp := range topologies {
+		if only != "" && only != tp.name {
+			continue
+		}
 		t.Run(tp.name, func(t *testing.T) { test(t, tp.deploy(t)) })
+	}
+}
+
+// onlyOn skips a test of one topology's own when TOPOLOGY names another.
+func onlyOn(t *testing.T, name string) {
+	t.Helper()
+	if only := os.Getenv("TOPOLOGY"); only != "" && only != name {
+		t.Skipf("a test of the %s topology only; TOPOLOGY=%s asks for another (unset, as in make test, every topology runs)", name, only)
 	}
 }
 
@@ -162,13 +211,30 @@ func waitUpTo(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
+// subscribedChannels lists the channels Redis has subscribers for, over
+// every master (shard channels on a cluster), leaving out the buses'
+// delivery probes and the sentinels' own.
 func subscribedChannels(t *testing.T, d deployment) []string {
 	t.Helper()
-	rdb := d.client()
-	defer rdb.Close()
-	chs, err := rdb.PubSubChannels(context.Background(), "*").Result()
-	if err != nil {
-		return nil
+	var out []string
+	for _, m := range d.masters() {
+		rdb := m.Client()
+		var chs []string
+		var err error
+		if d.sharded() {
+			chs, err = rdb.PubSubShardChannels(context.Background(), "*").Result()
+		} else {
+			chs, err = rdb.PubSubChannels(context.Background(), "*").Result()
+		}
+		rdb.Close()
+		if err != nil {
+			return nil
+		}
+		for _, ch := range chs {
+			if !strings.HasPrefix(ch, "oshirase:probe:") && !strings.HasPrefix(ch, "__sentinel__:") {
+				out = append(out, ch)
+			}
+		}
 	}
-	return chs
+	return out
 }

@@ -7,6 +7,8 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -20,8 +22,16 @@ type Server struct {
 	Addr string
 	tb   testing.TB
 	dir  string // with an append-only file there (StartPersistent); "" keeps nothing
-	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	// extra are more redis-server arguments (cluster and replica nodes);
+	// conf, when set, is a config file written before every start (sentinels).
+	extra []string
+	conf  string
+	// scratch is the working directory of a server that keeps nothing: a
+	// replica's full sync still writes an RDB file, which must not land in
+	// the package under test.
+	scratch string
+	cmd     *exec.Cmd
+	log     *bytes.Buffer
 }
 
 // Start starts redis-server on a free port; t.Cleanup kills it.
@@ -55,23 +65,44 @@ func (r *Server) Start() {
 	if r.dir != "" {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always", "--dir", r.dir)
 	} else {
-		args = append(args, "--appendonly", "no")
+		if r.scratch == "" {
+			r.scratch = r.tb.TempDir()
+		}
+		args = append(args, "--appendonly", "no", "--dir", r.scratch)
+	}
+	args = append(args, r.extra...)
+	if r.conf != "" {
+		args = append([]string{r.conf}, args...)
 	}
 	r.cmd = exec.Command("redis-server", args...)
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
 	if err := r.cmd.Start(); err != nil {
 		r.tb.Fatalf("start redis-server (is it installed? make test installs it): %v", err)
 	}
+	r.waitUp()
+}
+
+// waitUp waits until the server answers PING.
+func (r *Server) waitUp() {
+	r.tb.Helper()
 	c := r.Client()
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for c.Ping(context.Background()).Err() != nil {
 		if time.Now().After(deadline) {
+			// Wait for the process (and its output) before reading the log.
+			_ = r.cmd.Process.Kill()
+			_ = r.cmd.Wait()
+			r.cmd = nil
 			r.tb.Fatalf("redis-server did not start:\n%s", r.log)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Running reports whether the server's process is running (it may be
+// frozen).
+func (r *Server) Running() bool { return r.cmd != nil }
 
 // Stop kills the server (SIGKILL: no goodbye to its clients).
 func (r *Server) Stop() {
@@ -110,4 +141,24 @@ func (r *Server) Thaw() {
 // deadlines, as the services' clients do (envconf.RedisOptions).
 func (r *Server) Client() *redis.Client {
 	return redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1, ContextTimeoutEnabled: true})
+}
+
+// CPUSeconds is the CPU time, in seconds, the Redis server behind rdb has
+// used (INFO cpu: user and system), for benchmarks that report Redis's
+// cost per operation.
+func CPUSeconds(tb testing.TB, rdb *redis.Client) float64 {
+	tb.Helper()
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var total float64
+	for _, line := range strings.Split(info, "\r\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if k == "used_cpu_sys" || k == "used_cpu_user" {
+			f, _ := strconv.ParseFloat(v, 64)
+			total += f
+		}
+	}
+	return total
 }
