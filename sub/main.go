@@ -33,6 +33,9 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal starts the drain (see app.Run); a second one stops
+	// the process at once.
+	go func() { <-ctx.Done(); stop() }()
 	if err := app.Run(ctx, cfg, log); err != nil {
 		log.Error("sub stopped", "err", err)
 		os.Exit(1)

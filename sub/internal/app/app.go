@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 
 	"github.com/redis/go-redis/v9"
 
@@ -20,33 +19,37 @@ import (
 	"github.com/oshirase/oshirase/sub/graph"
 	"github.com/oshirase/oshirase/sub/internal/config"
 	"github.com/oshirase/oshirase/sub/internal/hub"
+	"github.com/oshirase/oshirase/sub/internal/limit"
 	"github.com/oshirase/oshirase/sub/internal/recent"
 	"github.com/oshirase/oshirase/sub/internal/server"
 	"github.com/oshirase/oshirase/sub/internal/transport"
 	"github.com/oshirase/oshirase/wire"
 )
 
-// Run serves until ctx ends, then shuts down gracefully: stop accepting,
-// tell WebSocket clients to reconnect elsewhere, end subscriptions, remove
-// this instance's counts, close Redis.
+// Run serves until ctx ends, then shuts down gracefully within
+// SHUTDOWN_TIMEOUT (see drain): /readyz turns 503, then after DRAIN_DELAY
+// stop accepting and tell the clients to reconnect elsewhere, spread over
+// DRAIN_WINDOW; end subscriptions, remove this instance's counts, close
+// Redis.
 //
 // The order matters to clients: every WebSocket is closed with 1001 before
 // the hub ends any subscription, and no subscription is completed: a
 // graphql-ws client reconnects and resubscribes what the server did not
 // complete.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	opt := *cfg.Redis
-	opt.PoolSize = 4 // counts only; messages use the one Pub/Sub connection
-	opt.ClientName = "oshirase-sub"
-	rdb := redis.NewClient(&opt)
+	// Counts and probes only; messages use the Pub/Sub connections.
+	rdb := cfg.RedisClient("oshirase-sub", 4)
 	defer rdb.Close()
 
 	metrics := metrics.New()
+	hist := newHistograms(metrics)
 	var h *hub.Hub
 	b, err := bus.NewRedis(bus.Config{
 		Client:   rdb,
 		Handler:  func(ch wire.Channel, p []byte) { h.Dispatch(ch, p) },
 		CountTTL: cfg.CountTTL,
+		// Every Pub/Sub connection proves it delivers on this interval.
+		ProbeInterval: cfg.RedisProbeInterval,
 		// sub only reads the history; the settings say whether there is
 		// one, and give the epochs it creates pub's lifetime.
 		HistorySize: cfg.HistorySize,
@@ -56,7 +59,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	h = hub.New(hub.Config{Bus: b, SubscribeTimeout: cfg.SubscribeWait, Logger: log})
+	h = hub.New(hub.Config{Bus: b, SubscribeTimeout: cfg.SubscribeWait, Logger: log, FanOut: hist.fanOut})
 
 	var verifier *auth.Verifier
 	var audience graph.Audience = server.TrustingAudience{}
@@ -75,6 +78,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if origins.Any() {
 		log.Warn("ALLOWED_ORIGINS is *: any web page may connect; list your frontends' origins in production")
 	}
+	limits := limit.New(limit.Config{MaxConnections: cfg.MaxConnections, MaxPerUser: cfg.MaxPerUser,
+		ConnectRate: cfg.ConnectRate, ConnectBurst: cfg.ConnectBurst, Proxies: cfg.TrustedProxies, Logger: log})
+	limits.Register(metrics)
+	drain := &drainState{} // begun on the signal: /readyz answers 503
 	handler := server.New(server.Config{
 		Origins:       origins,
 		KeepAlive:     cfg.KeepAlive,
@@ -88,19 +95,26 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Introspection: cfg.Introspection,
 		Verifier:      verifier,
 		AuthCookie:    cfg.AuthCookie,
+
+		MaxSubscriptions: cfg.MaxSubscriptions,
 	}, server.Deps{
 		Hub:      h,
 		Recent:   recent.New(recent.Config{History: b, Logger: log}),
 		History:  b,
 		Audience: audience,
+		// Ready: not draining, every Pub/Sub connection up and its last
+		// delivery probe back (the reason is /readyz's 503 body).
 		Ready: func() error {
-			if !b.Healthy() {
-				return errors.New("redis pub/sub connection is down")
+			if err := drain.err(); err != nil {
+				return err
 			}
-			return nil
+			return b.Ready(context.Background())
 		},
-		Metrics: metrics,
-		Logger:  log,
+		Metrics:     metrics,
+		DeliveryLag: hist.lag,
+		QueueBytes:  hist.queueBytes,
+		Logger:      log,
+		Limits:      limits,
 	})
 	ts := handler.Transport
 	defer ts.Close()
@@ -109,14 +123,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// Clients reconnect on 1001 and resubscribe: no subscription is completed.
-	srv.RegisterOnShutdown(func() { ts.CloseAll(transport.CloseGoingAway, "server shutting down; reconnect") })
-	log.Info("sub listening", "addr", srv.Addr().String(), "graphql", "/graphql", "playground", cfg.Playground, "redis", opt.Addr)
+	log.Info("sub listening", "addr", srv.Addr().String(), "graphql", "/graphql", "playground", cfg.Playground, "redis", cfg.RedisTarget())
 
-	err = srv.Run(ctx, cfg.ShutdownTimeout)
-	if !ts.Drain(cfg.ShutdownTimeout) {
-		log.Warn("connections still open after SHUTDOWN_TIMEOUT; closing them")
-	}
+	err = serveAndDrain(ctx, srv, ts, cfg, drain, log)
 	h.Close()
 	if cerr := b.Close(); cerr != nil && !errors.Is(cerr, redis.ErrClosed) {
 		log.Warn("closing bus", "err", cerr)
@@ -126,6 +135,20 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	log.Info("sub stopped")
 	return nil
+}
+
+// histograms are sub's measurements on the delivery path: one observe each.
+type histograms struct{ fanOut, lag, queueBytes metrics.Observer }
+
+func newHistograms(m *metrics.Registry) histograms {
+	return histograms{
+		fanOut: m.Histogram("oshirase_sub_fanout_duration_seconds",
+			"Time to deliver one notice from Redis to the write queues of every local subscription of its channel (decode, render per shape, queue).", metrics.FastBuckets),
+		lag: m.Histogram("oshirase_sub_delivery_lag_seconds",
+			"Time from a live notice's publish time (stamped by pub, in milliseconds) to the socket write that carries it, per notice written.", metrics.LatencyBuckets),
+		queueBytes: m.Histogram("oshirase_sub_write_queue_bytes",
+			"Bytes queued on a connection (WebSocket or SSE stream) at each write to it.", metrics.ByteBuckets),
+	}
 }
 
 func registerMetrics(m *metrics.Registry, h *hub.Hub, b *bus.Redis, srv *server.Server) {
@@ -142,10 +165,16 @@ func registerMetrics(m *metrics.Registry, h *hub.Hub, b *bus.Redis, srv *server.
 	m.CounterFunc("oshirase_sub_malformed_total", "Messages from Redis that failed to decode and were skipped.", func() int64 { return h.Stats().Malformed })
 	m.CounterFunc("oshirase_sub_slow_dropped_total", "Connections and SSE streams closed as slow consumers: their write queue overflowed, or a write blocked past WRITE_TIMEOUT.", func() int64 { return ts.Stats().SlowClosed })
 	m.CounterFunc("oshirase_sub_write_timeouts_total", "Connections cut off because a write blocked past WRITE_TIMEOUT.", func() int64 { return ts.Stats().WriteTimeouts })
+	m.CounterFunc("oshirase_sub_subscriptions_refused_total", "Subscriptions refused over MAX_SUBSCRIPTIONS_PER_CONNECTION (TOO_MANY_SUBSCRIPTIONS).", func() int64 { return ts.Stats().TooManySubscriptions })
 	m.CounterFunc("oshirase_sub_redis_sync_failures_total", "Rounds of SUBSCRIBE/count updates that failed and were retried.", b.SyncFailures)
-	m.GaugeFunc("go_goroutines", "Goroutines that currently exist.", func() int64 { return int64(runtime.NumGoroutine()) })
-	m.GaugeFunc("oshirase_sub_redis_up", "1 when the Redis Pub/Sub connection is up.", func() int64 {
-		if b.Healthy() {
+	m.CounterFunc("oshirase_sub_redis_replaced_total", "Pub/Sub connections replaced: a delivery probe did not come back in time, or (on a cluster) the connection failed.", b.Replaced)
+	fns := map[string]func() int64{}
+	for _, r := range transport.DisconnectReasons() {
+		fns[r] = func() int64 { return ts.Disconnects(r) }
+	}
+	m.LabeledCounterFuncs("oshirase_sub_disconnects_total", "Connections and SSE streams closed, by reason.", "reason", fns)
+	m.GaugeFunc("oshirase_sub_redis_up", "1 while every Redis Pub/Sub connection is up and its last delivery probe came back (what /readyz reads, besides a drain).", func() int64 {
+		if b.Ready(context.Background()) == nil { // no I/O: the connections' last known state
 			return 1
 		}
 		return 0

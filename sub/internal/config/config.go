@@ -4,6 +4,8 @@
 package config
 
 import (
+	"os"
+	"strings"
 	"time"
 
 	"github.com/oshirase/oshirase/service/envconf"
@@ -25,11 +27,32 @@ type Config struct {
 	CountTTL      time.Duration // COUNT_TTL, default 30s
 	PprofAddr     string        // PPROF_ADDR, default off
 	AuthCookie    string        // AUTH_COOKIE, default none: cookie holding the token
+	DrainDelay    time.Duration // DRAIN_DELAY, default 5s: /readyz 503 before any socket closes
+	DrainWindow   time.Duration // DRAIN_WINDOW, default 10s: the closes spread over it
+
+	// Limits (0: none).
+	MaxConnections   int     // MAX_CONNECTIONS, default 0: streams on this instance
+	MaxPerUser       int     // MAX_CONNECTIONS_PER_USER, default 0 (jwt mode only)
+	MaxSubscriptions int     // MAX_SUBSCRIPTIONS_PER_CONNECTION, default 100
+	ConnectRate      float64 // CONNECT_RATE, default 0: new streams a second per client address
+	ConnectBurst     int     // CONNECT_BURST, default CONNECT_RATE rounded up
 }
+
+// Drain defaults. SHUTDOWN_TIMEOUT on sub bounds the whole shutdown, from
+// the signal to the exit, so unset it is the drain plus the time the
+// services have always given requests in flight.
+const (
+	defaultDrainDelay  = 5 * time.Second
+	defaultDrainWindow = 10 * time.Second
+	inFlightGrace      = 10 * time.Second
+)
 
 // Load reads the configuration through lookup (nil: the process
 // environment).
 func Load(lookup func(string) (string, bool)) (Config, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
 	e := envconf.NewEnv(lookup)
 	c := Config{
 		Common:        e.Common(8081, false),
@@ -44,6 +67,23 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		CountTTL:      e.Duration("COUNT_TTL", 30*time.Second, 3*time.Second, time.Hour),
 		PprofAddr:     e.String("PPROF_ADDR", ""),
 		AuthCookie:    e.String("AUTH_COOKIE", ""),
+		DrainDelay:    e.Duration("DRAIN_DELAY", defaultDrainDelay, 0, 10*time.Minute),
+		DrainWindow:   e.Duration("DRAIN_WINDOW", defaultDrainWindow, 0, 10*time.Minute),
+
+		MaxConnections:   e.Int("MAX_CONNECTIONS", 0, 0, 10_000_000),
+		MaxPerUser:       e.Int("MAX_CONNECTIONS_PER_USER", 0, 0, 1_000_000),
+		MaxSubscriptions: e.Int("MAX_SUBSCRIPTIONS_PER_CONNECTION", 100, 0, 1_000_000),
+	}
+	c.ConnectRate, c.ConnectBurst = e.Rate("CONNECT_RATE", "CONNECT_BURST")
+	if c.MaxPerUser > 0 && c.AuthMode != envconf.AuthJWT {
+		e.Fail("MAX_CONNECTIONS_PER_USER", "needs AUTH_MODE=jwt: without tokens sub does not know who a user is")
+	}
+	drain := c.DrainDelay + c.DrainWindow
+	if v, ok := lookup("SHUTDOWN_TIMEOUT"); !ok || strings.TrimSpace(v) == "" {
+		c.ShutdownTimeout = drain + inFlightGrace
+	} else if c.ShutdownTimeout < drain {
+		e.Fail("SHUTDOWN_TIMEOUT", "%s is shorter than DRAIN_DELAY + DRAIN_WINDOW (%s + %s): sub would be stopped before its drain ends; raise it, or shorten DRAIN_DELAY / DRAIN_WINDOW (0s each closes every connection at once)",
+			c.ShutdownTimeout, c.DrainDelay, c.DrainWindow)
 	}
 	return c, e.Err()
 }

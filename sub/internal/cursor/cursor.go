@@ -44,7 +44,7 @@ const (
 	version     = 1
 	hashLen     = 4
 	sumLen      = 4
-	maxChannels = 8
+	maxChannels = 4 // one of each kind
 	maxEpoch    = 64
 )
 
@@ -104,8 +104,9 @@ func At(chs []wire.Channel, epochs []string, at int, id bus.StreamID) Cursor {
 	kat := Kind(chs[at])
 	for i, ch := range chs {
 		c.Pos[i] = bus.Position{Epoch: epochs[i], ID: id}
-		if i != at && Kind(ch) > kat {
-			// Its notices with this very id come after ours.
+		if Kind(ch) > kat {
+			// Its notices with this very id come after ours. (Not
+			// chs[at]: no two channels of a subscription share a kind.)
 			c.Pos[i].ID = id.Prev()
 		}
 	}
@@ -133,7 +134,7 @@ func Encode(chs []wire.Channel, c Cursor) string {
 		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int { return Kind(chs[a]) - Kind(chs[b]) })
-	b := make([]byte, 0, 3+len(chs)*(1+hashLen+1+12+20)+sumLen)
+	b := make([]byte, 0, base64.RawURLEncoding.DecodedLen(MaxLen)) // the longest cursor Decode reads
 	b = append(b, version, byte(slices.Index(order, c.At)), byte(len(chs)))
 	for _, i := range order {
 		ch := chs[i]
@@ -249,7 +250,8 @@ func channelHash(ch wire.Channel) [hashLen]byte {
 func uvarint(b []byte) (uint64, []byte, bool) {
 	v, k := binary.Uvarint(b)
 	var min [binary.MaxVarintLen64]byte
-	if k <= 0 || k != binary.PutUvarint(min[:], v) {
+	// k ≤ 0 (too short, overflow) never equals the ≥ 1 bytes v takes.
+	if k != binary.PutUvarint(min[:], v) {
 		return 0, b, false
 	}
 	return v, b[k:], true

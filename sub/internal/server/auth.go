@@ -8,6 +8,7 @@ import (
 
 	"github.com/oshirase/oshirase/service/auth"
 	"github.com/oshirase/oshirase/service/errkind"
+	"github.com/oshirase/oshirase/sub/internal/limit"
 )
 
 // authenticator verifies tokens for AUTH_MODE=jwt.
@@ -43,6 +44,9 @@ func (a authenticator) keepRequestToken(next http.Handler) http.Handler {
 // carried, for connection_init.
 func connContext(r *http.Request) context.Context {
 	ctx := context.Background()
+	if le := limit.FromContext(r.Context()); le != nil {
+		ctx = limit.WithLease(ctx, le)
+	}
 	if tok, ok := r.Context().Value(requestTokenKey{}).(string); ok {
 		ctx = context.WithValue(ctx, requestTokenKey{}, tok)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/oshirase/oshirase/sub/graph"
 	"github.com/oshirase/oshirase/sub/internal/demo"
 	"github.com/oshirase/oshirase/sub/internal/hub"
+	"github.com/oshirase/oshirase/sub/internal/limit"
 	"github.com/oshirase/oshirase/sub/internal/recent"
 	"github.com/oshirase/oshirase/sub/internal/transport"
 	"github.com/oshirase/oshirase/wire"
@@ -41,6 +42,8 @@ type Config struct {
 	Verifier *auth.Verifier
 	// AuthCookie names a cookie that may carry the token ("" = none).
 	AuthCookie string
+	// MaxSubscriptions bounds the operations of one WebSocket (0: none).
+	MaxSubscriptions int
 }
 
 // Deps are the parts the handler serves.
@@ -53,7 +56,12 @@ type Deps struct {
 	Audience graph.Audience
 	Ready    func() error // nil when ready to serve
 	Metrics  *metrics.Registry
-	Logger   *slog.Logger
+	// DeliveryLag and QueueBytes observe the transport's writes
+	// (transport.Config); nil: not observed.
+	DeliveryLag, QueueBytes metrics.Observer
+	Logger                  *slog.Logger
+	// Limits admits streams (nil: no connection limits).
+	Limits *limit.Limits
 }
 
 // Server is sub's HTTP handler and the stream engine behind it.
@@ -85,6 +93,10 @@ func New(cfg Config, d Deps) *Server {
 		WriteQueueBytes: cfg.WriteQueue,
 		QueueSize:       cfg.QueueSize,
 		Logger:          d.Logger,
+		DeliveryLag:     d.DeliveryLag,
+		QueueBytes:      d.QueueBytes,
+
+		MaxSubscriptions: cfg.MaxSubscriptions,
 	}
 	var authn authenticator
 	if cfg.Verifier != nil {
@@ -92,6 +104,9 @@ func New(cfg Config, d Deps) *Server {
 		tcfg.ConnContext = connContext
 		tcfg.Init = authn.init
 		tcfg.Expiry = expiry
+	}
+	if d.Limits != nil {
+		admitLimited(&tcfg, d.Limits, authn)
 	}
 	ts := transport.New(tcfg)
 	gql := gqlserve.NewGraphQL(schema, cfg.Introspection, d.Logger)
@@ -101,7 +116,7 @@ func New(cfg Config, d Deps) *Server {
 	if cfg.Verifier != nil {
 		api = authn.keepRequestToken(httpserve.RequireCredentials(authn.http, api))
 	}
-	mux.Handle("/graphql", cfg.Origins.Guard(api))
+	mux.Handle("/graphql", logRefused(d.Logger, cfg.Origins.Guard(api)))
 	if cfg.Playground {
 		mux.Handle("GET /{$}", playground.Handler("oshirase sub", "/graphql"))
 		mux.Handle("GET /demo", demo.Handler())

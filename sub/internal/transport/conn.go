@@ -39,6 +39,7 @@ type item struct {
 	raw    bool
 	holes  int    // cursor holes in b
 	cursor string // the subscription's cursor after this notice
+	ts     int64  // a live notice's publish time (Unix ms), for the lag; 0: not observed
 }
 
 // conn is one socket the engine writes: a WebSocket or a hijacked SSE
@@ -57,6 +58,8 @@ type conn struct {
 	// onClosed runs once, after the socket is closed: the session ends
 	// its operations there.
 	onClosed func()
+	// release gives back the connection's admission (Config.Admit).
+	release func()
 
 	mu         sync.Mutex
 	queue      []item
@@ -67,6 +70,7 @@ type conn struct {
 	readerDone bool // the reading goroutine has returned
 	timers     []*time.Timer
 	closeOnce  sync.Once
+	reason     atomic.Uint32 // why it ends (a reason), the first cause recorded
 }
 
 func (s *Server) newConn(nc net.Conn, p protocol) *conn {
@@ -81,11 +85,12 @@ func (s *Server) newConn(nc net.Conn, p protocol) *conn {
 
 // sendData queues a notice for op with its cursor (holes of them to
 // splice into payload): from the hub's Send, on the Redis reader's
-// goroutine, or from a replay. It never blocks. Over a bound it closes the
+// goroutine, or from a replay. ts is a live notice's publish time (Unix
+// ms) for the delivery lag, 0 for one replayed from the history. It never blocks. Over a bound it closes the
 // connection as a slow consumer and refuses; a replay (replay set) is
 // bounded by WRITE_QUEUE_BYTES only, not QUEUE_SIZE, since it queues what
 // was missed all at once.
-func (c *conn) sendData(op *operation, payload []byte, holes int, cursor string, replay bool) hub.Verdict {
+func (c *conn) sendData(op *operation, payload []byte, holes int, cursor string, replay bool, ts int64) hub.Verdict {
 	n := dataLen(c.proto, op.qid, payload, holes, len(c.srv.cfg.CursorHole), cursor)
 	cfg := &c.srv.cfg
 	c.mu.Lock()
@@ -105,7 +110,7 @@ func (c *conn) sendData(op *operation, payload []byte, holes int, cursor string,
 		c.slow(why)
 		return hub.Refused
 	}
-	c.queue = append(c.queue, item{op: op, b: payload, holes: holes, cursor: cursor})
+	c.queue = append(c.queue, item{op: op, b: payload, holes: holes, cursor: cursor, ts: ts})
 	c.pending += n
 	op.waiting++
 	kick := !c.flushing
@@ -143,6 +148,7 @@ func (c *conn) sendRaw(op *operation, b []byte) bool {
 // for a WebSocket, the client has answered the close (or drainTimeout
 // passed). It reports whether this call ended the connection.
 func (c *conn) finish(final []byte, discard bool) bool {
+	c.setReason(finalReason(c.proto, final))
 	c.mu.Lock()
 	if c.state != stateOpen {
 		c.mu.Unlock()
@@ -190,6 +196,7 @@ func (c *conn) slow(why string) {
 	} else {
 		final = closeFrame(CloseTryAgainLater, why)
 	}
+	c.setReason(reasonSlowConsumer)
 	if c.finish(final, true) {
 		n := c.srv.slowClosed.Add(1)
 		c.srv.log.Warn("closing slow consumer", "reason", why, "slow_closed_total", n)
@@ -210,9 +217,10 @@ func (c *conn) open() bool {
 	return c.state == stateOpen
 }
 
-// readerExited is called when the reading goroutine returns: the peer
-// closed, went silent past its deadline, or broke the protocol.
-func (c *conn) readerExited() {
+// readerExited is called when the reading goroutine returns with err: the
+// peer closed, went silent past its deadline, or broke the protocol.
+func (c *conn) readerExited(err error) {
+	c.setReason(readReason(err))
 	c.mu.Lock()
 	c.readerDone = true
 	closeNow := c.state == stateOpen || !c.flushing
@@ -237,8 +245,12 @@ func (c *conn) closeSocket() {
 		}
 		_ = c.nc.Close()
 		c.srv.forget(c)
+		c.disconnected()
 		if c.onClosed != nil {
 			c.onClosed()
+		}
+		if c.release != nil {
+			c.release()
 		}
 	})
 }
@@ -334,10 +346,13 @@ func (c *conn) flush() {
 				it.op.waiting--
 			}
 		}
+		queued := c.pending
 		c.mu.Unlock()
+		c.srv.queueBytes.Observe(float64(queued))
 
 		bp := bufPool.Get().(*[]byte)
 		buf, size := (*bp)[:0], 0
+		var now int64 // Unix µs, read once per batch for the lag
 		for _, it := range items {
 			size += c.size(it)
 			if it.op != nil && it.op.dropped.Load() {
@@ -345,8 +360,14 @@ func (c *conn) flush() {
 			}
 			if it.raw {
 				buf = append(buf, it.b...)
-			} else {
-				buf = appendData(buf, c.proto, it.op.qid, it.b, c.srv.cfg.CursorHole, it.holes, it.cursor)
+				continue
+			}
+			buf = appendData(buf, c.proto, it.op.qid, it.b, c.srv.cfg.CursorHole, it.holes, it.cursor)
+			if it.ts > 0 {
+				if now == 0 {
+					now = time.Now().UnixMicro()
+				}
+				c.srv.lag.Observe(max(float64(now-it.ts*1000), 0) / 1e6)
 			}
 		}
 		c.srv.frames.Add(int64(len(items)))
@@ -359,6 +380,7 @@ func (c *conn) flush() {
 		n, err := c.writeNow(buf)
 		if err != nil {
 			putBuf(bp, buf)
+			c.setReason(reasonWriteError)
 			c.closeSocket()
 			return
 		}
@@ -381,6 +403,10 @@ func (c *conn) writeRest(bp *[]byte, buf []byte, off, size int) {
 	_, err := c.nc.Write(buf[off:])
 	putBuf(bp, buf)
 	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.setReason(reasonWriteTimeout)
+		}
+		c.setReason(reasonWriteError)
 		if errors.Is(err, os.ErrDeadlineExceeded) && c.open() {
 			// A peer that stopped reading is a slow consumer too: counted
 			// with those its queue bound closed.
@@ -417,7 +443,10 @@ type operation struct {
 	// done: nothing more may be queued for it; dropped: what is queued is
 	// not sent either (the client completed it, or its connection ended).
 	done, dropped atomic.Bool
-	waiting       int // notices queued and not yet taken by a flush; guarded by c.mu
+	// ended is closed when the operation ends (end), for what waits on
+	// its behalf: a catch-up retrying its history read.
+	ended   chan struct{}
+	waiting int // notices queued and not yet taken by a flush; guarded by c.mu
 
 	mu    sync.Mutex
 	sub   *hub.Subscription
@@ -460,6 +489,9 @@ func (op *operation) end(drop bool) {
 	sub, shape := op.sub, op.shape
 	op.sub, op.shape = nil, nil
 	op.mu.Unlock()
+	if op.ended != nil {
+		close(op.ended)
+	}
 	if sub != nil {
 		sub.Close()
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oshirase/oshirase/service/metrics"
 	"github.com/oshirase/oshirase/wire"
 )
 
@@ -30,10 +31,13 @@ func TestFramesQueuedTogetherGoOutInOneWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var lag, queued observations
 	s := &Server{
-		cfg:   Config{WriteQueueBytes: 1 << 20, QueueSize: 1000, WriteTimeout: time.Second},
-		log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		conns: map[*conn]struct{}{},
+		cfg:        Config{WriteQueueBytes: 1 << 20, QueueSize: 1000, WriteTimeout: time.Second},
+		log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+		conns:      map[*conn]struct{}{},
+		lag:        &lag,
+		queueBytes: &queued,
 	}
 	c := s.newConn(server, protoTransportWS)
 	defer c.closeSocket()
@@ -42,14 +46,23 @@ func TestFramesQueuedTogetherGoOutInOneWrite(t *testing.T) {
 	c.flushing = true // a flush is due: what is queued meanwhile waits for it
 	c.mu.Unlock()
 	const n = 100
+	published := time.Now().Add(-2 * time.Second).UnixMilli()
 	for i := range n {
-		if v := ops[i%2].Send("", &wire.Message{}, fmt.Appendf(nil, `{"data":%d}`, i)); v != 0 {
+		if v := ops[i%2].Send("", &wire.Message{TS: published}, fmt.Appendf(nil, `{"data":%d}`, i)); v != 0 {
 			t.Fatalf("Send %d: verdict %d", i, v)
 		}
 	}
 	c.flush()
 	if w, f := s.writes.Load(), s.frames.Load(); w != 1 || f != n {
 		t.Fatalf("%d frames in %d writes, want %d in 1", f, w, n)
+	}
+	// One lag per notice written, from its publish time; the queue's bytes
+	// once per write: all n frames were waiting.
+	if len(lag) != n || lag[0] < 2 || lag[0] > 60 {
+		t.Fatalf("lag observed %d times (first %v s), want %d, about 2 s", len(lag), lag, n)
+	}
+	if len(queued) != 1 || int(queued[0]) < n*len(`{"data":1}`) {
+		t.Fatalf("queue bytes observed %v, want once, every frame's bytes", queued)
 	}
 	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for i := range n {
@@ -94,5 +107,66 @@ func TestWSHeader(t *testing.T) {
 	}
 	if got := len(closeFrame(1013, string(make([]byte, 300)))); got > 2+125 {
 		t.Fatalf("close frame of %d bytes: over the control frame limit", got)
+	}
+}
+
+// observations records what it observes (one flush at a time writes).
+type observations []float64
+
+func (o *observations) Observe(v float64) { *o = append(*o, v) }
+
+// BenchmarkFlush: 100 notices queued on one connection and written in one
+// flush, with the delivery lag and queue bytes observed in histograms (as
+// sub does) and not: the difference is what the observes cost. Reported
+// per notice.
+func BenchmarkFlush(b *testing.B) {
+	for _, observed := range []bool{false, true} {
+		b.Run(fmt.Sprintf("histograms=%v", observed), func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ln.Close()
+			client, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer client.Close()
+			go func() { _, _ = io.Copy(io.Discard, client) }()
+			server, err := ln.Accept()
+			if err != nil {
+				b.Fatal(err)
+			}
+			s := &Server{
+				cfg:        Config{WriteQueueBytes: 1 << 20, QueueSize: 1000, WriteTimeout: 5 * time.Second},
+				log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+				conns:      map[*conn]struct{}{},
+				lag:        metrics.Discard,
+				queueBytes: metrics.Discard,
+			}
+			if observed {
+				reg := metrics.New()
+				s.lag = reg.Histogram("lag_seconds", "", metrics.LatencyBuckets)
+				s.queueBytes = reg.Histogram("queue_bytes", "", metrics.ByteBuckets)
+			}
+			c := s.newConn(server, protoTransportWS)
+			defer c.closeSocket()
+			op := &operation{c: c, qid: []byte(`"1"`), live: true}
+			m := &wire.Message{TS: time.Now().UnixMilli()}
+			p := []byte(`{"data":{"notification":{"text":"hello"}}}`)
+			const n = 100
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				c.mu.Lock()
+				c.flushing = true
+				c.mu.Unlock()
+				for range n {
+					op.Send("", m, p)
+				}
+				c.flush()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/notice")
+		})
 	}
 }

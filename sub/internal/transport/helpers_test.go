@@ -76,6 +76,14 @@ func (s streams) Open(ctx context.Context, opCtx *graphql.OperationContext, f gr
 
 func start(t *testing.T, configure func(*transport.Config)) *env {
 	t.Helper()
+	e := serve(t, configure)
+	e.t = t
+	return e
+}
+
+// serve is start for a fuzz target (its env has no *testing.T).
+func serve(t testing.TB, configure func(*transport.Config)) *env {
+	t.Helper()
 	srv := redistest.Start(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	rdb := srv.Client()
@@ -113,7 +121,7 @@ func start(t *testing.T, configure func(*transport.Config)) *env {
 		_ = b.Close()
 		_ = rdb.Close()
 	})
-	return &env{t: t, rdb: rdb, b: b, hub: h, n: n, ts: ts, url: hs.URL + "/graphql"}
+	return &env{rdb: rdb, b: b, hub: h, n: n, ts: ts, url: hs.URL + "/graphql"}
 }
 
 // publish sends a notice through Redis, as pub does.

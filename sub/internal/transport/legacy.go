@@ -35,16 +35,15 @@ func (w *wsSession) handleLegacy(data []byte) {
 		seen = w.initSeen
 		w.mu.Unlock()
 	}
-	switch {
-	case m.Type == "connection_terminate":
+	if m.Type == "connection_terminate" {
 		w.close(CloseNormal, "terminated")
-	case !seen && m.Type == "connection_init":
+	} else if !seen && m.Type == "connection_init" {
 		w.init(m.Payload)
-	case seen && m.Type == "start":
+	} else if seen && m.Type == "start" {
 		w.start(m.ID, m.Payload)
-	case seen && m.Type == "stop":
+	} else if seen && m.Type == "stop" {
 		w.complete(m.ID)
-	default:
+	} else {
 		w.connectionError("unexpected message " + m.Type)
 		w.close(CloseProtocolError, "unexpected message")
 	}

@@ -13,22 +13,36 @@ import (
 // goroutine that lives only as long as that wait (at most the hub's
 // SubscribeTimeout). An operation ended meanwhile (the client completed it,
 // the connection closed) lets go of the subscription as soon as it has it;
-// a failure is reported through failed. Once live on the bus, the
-// subscription catches up (resume.go): from after, or from now.
+// a failure is reported through failed. A fresh subscription reads where
+// its channels' histories stand before it goes live; one resuming after a
+// cursor catches up once live (resume.go).
 func (s *Server) subscribe(op *operation, chs []wire.Channel, shape Shape, after *cursor.Cursor, alias string, failed func(gqlerror.List)) {
 	op.chs = chs
-	sub, err := s.cfg.Hub.Subscribe(op.ctx, chs, shape, op)
-	if err == nil {
-		op.attach(sub)
-		err = s.catchUp(op, after)
-	}
-	if err != nil {
+	if err := s.goLive(op, chs, shape, after); err != nil {
 		if op.done.Load() {
 			return
 		}
 		failed(s.present(op.ctx, nil, gqlerror.List{{Err: err, Message: err.Error(), Path: fieldPath(alias)}}).Errors)
-		return
 	}
+}
+
+// goLive readies op (a fresh one), attaches it to the hub and catches it
+// up (one resuming after a cursor).
+func (s *Server) goLive(op *operation, chs []wire.Channel, shape Shape, after *cursor.Cursor) error {
+	if after == nil {
+		if err := s.startFresh(op); err != nil {
+			return err
+		}
+	}
+	sub, err := s.cfg.Hub.Subscribe(op.ctx, chs, shape, op)
+	if err != nil {
+		return err
+	}
+	op.attach(sub)
+	if after != nil {
+		return s.catchUp(op, after)
+	}
+	return nil
 }
 
 func fieldPath(alias string) ast.Path { return ast.Path{ast.PathName(alias)} }

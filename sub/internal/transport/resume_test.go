@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/oshirase/oshirase/bus"
@@ -147,7 +149,8 @@ func TestCursorPerSubscription(t *testing.T) {
 func TestResumeWebSocket(t *testing.T) {
 	for _, proto := range []string{"graphql-transport-ws", "graphql-ws"} {
 		t.Run(proto, func(t *testing.T) {
-			e := start(t, nil)
+			var lag counter
+			e := start(t, func(c *transport.Config) { c.DeliveryLag = &lag })
 			next, sub := "next", "subscribe"
 			if proto == "graphql-ws" {
 				next, sub = "data", "start"
@@ -190,6 +193,14 @@ func TestResumeWebSocket(t *testing.T) {
 			if n := noticeOf(t, c.expect(next, "s").Payload); n.Text != "live" {
 				t.Fatalf("got %q after the replay, want the live notice", n.Text)
 			}
+			// The lag is observed for the live notices ("seen", "live"),
+			// not for the missed ones replayed from the history.
+			// (The hub counts a delivery after handing it to every sink:
+			// the client may have it first.)
+			eventually(t, "the hub to count its deliveries", func() bool { return e.hub.Stats().Delivered >= 2 })
+			if got := lag.n.Load(); got != 2 || got != e.hub.Stats().Delivered {
+				t.Fatalf("delivery lag observed %d times, want 2: the live notices the hub delivered (%d)", got, e.hub.Stats().Delivered)
+			}
 		})
 	}
 }
@@ -211,7 +222,7 @@ func TestResumeRefused(t *testing.T) {
 	}
 	for _, tc := range []struct{ name, user, after, code string }{
 		{"garbage", "erin", "not a cursor", "BAD_USER_INPUT"},
-		{"tampered", "erin", erins[:len(erins)-2] + "AA", "BAD_USER_INPUT"},
+		{"tampered", "erin", tamper(erins), "BAD_USER_INPUT"},
 		{"huge", "erin", strings.Repeat("A", cursor.MaxLen+1), "BAD_USER_INPUT"},
 		{"another user's", "frank", erins, "FORBIDDEN"},
 		{"expired", "erin", erins, "CURSOR_EXPIRED"},
@@ -228,6 +239,18 @@ func TestResumeRefused(t *testing.T) {
 			c.expect("complete", tc.name)
 		})
 	}
+}
+
+// tamper changes one character of a cursor's checksum (the third from
+// the end: all six of its bits are the checksum's, while the last one's
+// may be padding a decoder ignores).
+func tamper(c string) string {
+	i := len(c) - 3
+	to := "A"
+	if c[i] == 'A' {
+		to = "B"
+	}
+	return c[:i] + to + c[i+1:]
 }
 
 // openSSEAfter opens an SSE subscription resuming from after (a variable)
@@ -346,3 +369,132 @@ func TestResumeDuringReplay(t *testing.T) {
 		t.Fatalf("resumed subscription got %q, want %q", got, want)
 	}
 }
+
+// A fresh subscription reads where its channels' histories stand before it
+// goes live on the bus. Read after the SUBSCRIBE, the heads could hold a
+// notice published in between whose live copy was still on its way; that
+// copy then looked sent already and was dropped: a notice lost although
+// pub had counted its receiver (TestResumeRefused lost one in about 80
+// runs on a loaded machine).
+func TestFreshSubscriptionReadsHeadsBeforeGoingLive(t *testing.T) {
+	var mu sync.Mutex
+	var subscribed []int64
+	var e *env
+	e = start(t, func(c *transport.Config) {
+		c.History = headHistory{c.History, func(chs []wire.Channel) {
+			for _, ch := range chs {
+				n, err := e.rdb.PubSubNumSub(context.Background(), string(ch)).Result()
+				if err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				subscribed = append(subscribed, n[string(ch)])
+				mu.Unlock()
+			}
+		}}
+	})
+	c := e.dial("graphql-transport-ws")
+	c.ack()
+	c.send(subscribeAfter("a", "ida", ""))
+	e.live(1, person("ida"), company())
+	mu.Lock()
+	got := fmt.Sprint(subscribed)
+	mu.Unlock()
+	if got != "[0 0]" {
+		t.Fatalf("subscribers of the channels when their heads were read: %s, want none", got)
+	}
+	e.record(person("ida"), wire.ScopePerson, "first")
+	if n := noticeOf(t, c.expect("next", "a").Payload); n.Text != "first" || n.Cursor == "" {
+		t.Fatalf("got %+v, want the first notice with its cursor", n)
+	}
+}
+
+// headHistory is the real history that calls before as each Head read
+// begins.
+type headHistory struct {
+	bus.History
+	before func(chs []wire.Channel)
+}
+
+func (h headHistory) Head(ctx context.Context, chs []wire.Channel) ([]bus.Position, error) {
+	h.before(chs)
+	return h.History.Head(ctx, chs)
+}
+
+// failingHistory is the real history whose first reads fail as they do
+// when Redis goes away between a subscription's SUBSCRIBE and its read.
+type failingHistory struct {
+	bus.History
+	fails *atomic.Int64 // reads still to fail
+	calls *atomic.Int64
+}
+
+func (h failingHistory) fail() error {
+	h.calls.Add(1)
+	if h.fails.Add(-1) >= 0 {
+		return fmt.Errorf("%w: history: connection refused", bus.ErrUnavailable)
+	}
+	return nil
+}
+
+func (h failingHistory) Head(ctx context.Context, chs []wire.Channel) ([]bus.Position, error) {
+	if err := h.fail(); err != nil {
+		return nil, err
+	}
+	return h.History.Head(ctx, chs)
+}
+
+func (h failingHistory) Since(ctx context.Context, chs []wire.Channel, from []bus.Position) ([][]bus.Entry, error) {
+	if err := h.fail(); err != nil {
+		return nil, err
+	}
+	return h.History.Since(ctx, chs, from)
+}
+
+// A subscription whose history read Redis failed (a blip) tries the read
+// again instead of ending with UNAVAILABLE: a fresh one reading the heads
+// (before its SUBSCRIBE, within SUBSCRIBE_TIMEOUT), and one resuming after
+// a cursor (after its SUBSCRIBE).
+func TestHistoryReadRetriedAfterABlip(t *testing.T) {
+	fails, calls := &atomic.Int64{}, &atomic.Int64{}
+	e := start(t, func(c *transport.Config) {
+		c.History = failingHistory{c.History, fails, calls}
+	})
+	c := e.dial("graphql-transport-ws")
+	c.ack()
+	fails.Store(2)
+	c.send(subscribeAfter("a", "iris", ""))
+	e.live(1, person("iris"), company())
+	e.record(person("iris"), wire.ScopePerson, "after the blip")
+	m := c.expect("next", "a")
+	if n := noticeOf(t, m.Payload); n.Text != "after the blip" || n.Cursor == "" {
+		t.Fatalf("fresh subscription got %+v, want the notice with its cursor", n)
+	}
+	if got := calls.Load(); got != 3 {
+		t.Fatalf("%d head reads, want 3 (two failed, one answered)", got)
+	}
+	last := noticeOf(t, m.Payload).Cursor
+	e.record(person("iris"), wire.ScopePerson, "missed")
+
+	fails.Store(2)
+	calls.Store(0)
+	c.send(subscribeAfter("b", "iris", last))
+	for {
+		m := c.next()
+		if m.ID != "b" {
+			continue
+		}
+		if m.Type != "next" || noticeOf(t, m.Payload).Text != "missed" {
+			t.Fatalf("resumed subscription got %s %s, want the missed notice", m.Type, m.Payload)
+		}
+		break
+	}
+	if got := calls.Load(); got != 3 {
+		t.Fatalf("%d history reads for the resume, want 3 (two failed, one answered)", got)
+	}
+}
+
+// counter is an Observer that counts observations.
+type counter struct{ n atomic.Int64 }
+
+func (c *counter) Observe(float64) { c.n.Add(1) }

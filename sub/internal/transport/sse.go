@@ -26,6 +26,17 @@ import (
 // "complete" (its client reconnects); an expired token ends the stream with
 // an UNAUTHENTICATED event and "complete".
 func (s *Server) ServeSSE(w http.ResponseWriter, r *http.Request) {
+	admitted, release, ok := s.cfg.Admit(w, r)
+	if !ok {
+		return
+	}
+	r = r.WithContext(admitted)
+	streaming := false // the stream's connection took over release
+	defer func() {
+		if !streaming {
+			release()
+		}
+	}()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.ReadLimit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -92,19 +103,22 @@ func (s *Server) ServeSSE(w http.ResponseWriter, r *http.Request) {
 	_ = nc.SetWriteDeadline(time.Time{})
 
 	c := s.newConn(nc, protoSSE)
+	c.release, streaming = release, true
 	// The request's context ends with this handler; the stream needs none
 	// of its values any more.
-	op := &operation{c: c, ctx: context.Background(), shape: shape}
+	op := &operation{c: c, ctx: context.Background(), shape: shape, ended: make(chan struct{})}
 	c.onClosed = func() { op.end(true) }
 	s.track(c)
 	c.every(s.cfg.KeepAlive, []byte(": ping\n\n"))
 	if !exp.IsZero() {
 		c.after(time.Until(exp), func() {
+			c.setReason(reasonAuthExpired)
 			c.finish(sseFinal(errorResponse("token expired", errkind.CodeUnauthenticated), true), false)
 		})
 	}
 	go readSSE(c)
 	go s.subscribe(op, chs, shape, after, field.Alias, func(errs gqlerror.List) {
+		c.setReason(reasonCompleted)
 		c.finish(sseFinal(marshal(responseWithErrors(errs)), true), false)
 	})
 }
@@ -112,10 +126,10 @@ func (s *Server) ServeSSE(w http.ResponseWriter, r *http.Request) {
 // readSSE is a stream's one long-lived goroutine: it parks on the socket
 // to learn when the client goes (the client sends nothing more).
 func readSSE(c *conn) {
-	defer c.readerExited()
 	buf := make([]byte, 64)
 	for {
 		if _, err := c.nc.Read(buf); err != nil {
+			c.readerExited(err)
 			return
 		}
 	}

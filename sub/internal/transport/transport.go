@@ -35,6 +35,8 @@ import (
 
 	"github.com/oshirase/oshirase/bus"
 	"github.com/oshirase/oshirase/service/errkind"
+	"github.com/oshirase/oshirase/service/logging"
+	"github.com/oshirase/oshirase/service/metrics"
 	"github.com/oshirase/oshirase/sub/internal/hub"
 	"github.com/oshirase/oshirase/wire"
 )
@@ -52,6 +54,10 @@ const (
 	CloseInitTimeout           = 4408 // no connection_init in time
 	CloseSubscriberExists      = 4409 // subscribe with an id already in use
 	CloseTooManyInitialisation = 4429 // a second connection_init
+	// CloseTooManyRequests refuses a connection_init over the user's
+	// MAX_CONNECTIONS_PER_USER. graphql-ws clients treat 4429 as fatal:
+	// they do not retry, and report the close to every sink's error.
+	CloseTooManyRequests = 4429
 )
 
 // InitFunc authenticates a WebSocket at connection_init with the message's
@@ -97,8 +103,15 @@ type Config struct {
 	// Init (a token from a header or cookie): the request itself is let go.
 	// Default: nothing.
 	ConnContext func(r *http.Request) context.Context
+	// Admit decides, before a WebSocket upgrade or an SSE stream, whether
+	// to serve r (connection limits); it answers a refused request itself.
+	// An admitted request goes on with ctx as its context, and release runs
+	// once when its connection ends, or at once if none is made. Default:
+	// every request is admitted.
+	Admit func(w http.ResponseWriter, r *http.Request) (ctx context.Context, release func(), ok bool)
 	// Init authenticates WebSockets at connection_init. Default: every
-	// connection is accepted.
+	// connection is accepted. An error wrapping errkind.ErrRateLimited
+	// closes the connection with 4429, any other with 4403.
 	Init InitFunc
 	// Expiry says when the credential in a connection's context expires
 	// (zero: never); the stream is ended then. Default: never.
@@ -123,6 +136,10 @@ type Config struct {
 	WriteQueueBytes int
 	// QueueSize bounds the notices waiting for one subscription. Default: 128.
 	QueueSize int
+	// MaxSubscriptions bounds the operations one WebSocket runs at once
+	// (MAX_SUBSCRIPTIONS_PER_CONNECTION); one more gets an "error" with
+	// TOO_MANY_SUBSCRIPTIONS. Default (0): no bound.
+	MaxSubscriptions int
 	// ReadBufferSize sizes each WebSocket's read buffer, held for the
 	// connection's life; client messages are few, so it is small.
 	// Default (and least): 257 bytes.
@@ -131,6 +148,11 @@ type Config struct {
 	Workers int
 	// Logger. Default: slog.Default().
 	Logger *slog.Logger
+	// DeliveryLag observes, for each live notice written, the seconds from
+	// its publish time (wire.Message.TS, Unix ms) to the socket write.
+	// QueueBytes observes, at each write, the bytes its connection had
+	// queued. Default: nothing is observed.
+	DeliveryLag, QueueBytes metrics.Observer
 }
 
 // Stats are the transport's counters.
@@ -140,6 +162,8 @@ type Stats struct {
 	WriteTimeouts int64 // cut off because a write blocked past WriteTimeout
 	Frames        int64 // frames written
 	Writes        int64 // write calls made for them
+	// TooManySubscriptions counts operations refused over MaxSubscriptions.
+	TooManySubscriptions int64
 }
 
 // Server serves subscription streams.
@@ -165,6 +189,10 @@ type Server struct {
 	sinceRelease int         // connects since memory was last given back; guarded by burstMu
 
 	slowClosed, writeTimeouts, frames, writes atomic.Int64
+	disconnects                               [numReasons]atomic.Int64
+	lag, queueBytes                           metrics.Observer
+	tooManySubs                               atomic.Int64
+	tooManySubsLog                            logging.Throttle
 }
 
 // New returns a Server with its write workers running; Close stops them.
@@ -199,6 +227,11 @@ func New(cfg Config) *Server {
 	if cfg.ConnContext == nil {
 		cfg.ConnContext = func(*http.Request) context.Context { return context.Background() }
 	}
+	if cfg.Admit == nil {
+		cfg.Admit = func(_ http.ResponseWriter, r *http.Request) (context.Context, func(), bool) {
+			return r.Context(), func() {}, true
+		}
+	}
 	if cfg.Expiry == nil {
 		cfg.Expiry = func(context.Context) time.Time { return time.Time{} }
 	}
@@ -208,6 +241,9 @@ func New(cfg Config) *Server {
 		root:  "Subscription",
 		wake:  make(chan struct{}, cfg.Workers),
 		conns: map[*conn]struct{}{},
+		lag:   metrics.Or(cfg.DeliveryLag),
+		// one observe per write
+		queueBytes: metrics.Or(cfg.QueueBytes),
 	}
 	if t := cfg.Schema.Schema().Subscription; t != nil {
 		s.root = t.Name
@@ -358,18 +394,52 @@ func (s *Server) forget(c *conn) {
 // resubscribe), SSE streams without a "complete" event, so that their
 // clients reconnect too. No subscription is completed.
 func (s *Server) CloseAll(code int, reason string) {
+	for _, c := range s.open() {
+		c.end(code, reason)
+	}
+}
+
+// CloseAllSpread ends every connection as CloseAll does, but one at a time,
+// evenly spread over window in no set order, so that a fleet's clients do
+// not all reconnect in the same second (a deploy's graceful drain). It
+// returns when the last of those open at its start has been told to close;
+// any opened meanwhile are ended then. A window of 0 is CloseAll.
+func (s *Server) CloseAllSpread(code int, reason string, window time.Duration) {
+	conns := s.open()
+	if window > 0 && len(conns) > 1 {
+		start := time.Now()
+		step := window / time.Duration(len(conns))
+		for i, c := range conns {
+			// Deadlines from the start, not sleeps between closes: a late
+			// wake-up catches up instead of stretching the window.
+			if d := time.Until(start.Add(time.Duration(i) * step)); d > 0 {
+				time.Sleep(d)
+			}
+			c.end(code, reason)
+		}
+	}
+	s.CloseAll(code, reason)
+}
+
+// open lists the connections open now; map order is random, so the order
+// differs every time.
+func (s *Server) open() []*conn {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
-	s.mu.Unlock()
-	for _, c := range conns {
-		if c.proto == protoSSE {
-			c.finish(nil, false)
-		} else {
-			c.finish(closeFrame(code, reason), false)
-		}
+	return conns
+}
+
+// end closes c as CloseAll does: WebSockets with a close frame, SSE streams
+// without "complete".
+func (c *conn) end(code int, reason string) {
+	if c.proto == protoSSE {
+		c.finish(nil, false)
+	} else {
+		c.finish(closeFrame(code, reason), false)
 	}
 }
 
@@ -419,6 +489,8 @@ func (s *Server) Stats() Stats {
 		WriteTimeouts: s.writeTimeouts.Load(),
 		Frames:        s.frames.Load(),
 		Writes:        s.writes.Load(),
+
+		TooManySubscriptions: s.tooManySubs.Load(),
 	}
 }
 

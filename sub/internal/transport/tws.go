@@ -38,12 +38,11 @@ func (w *wsSession) handleTransport(data []byte) {
 		acked := w.acked
 		_, dup := w.ops[m.ID]
 		w.mu.Unlock()
-		switch {
-		case !acked:
+		if !acked {
 			w.close(CloseUnauthorized, "Unauthorized")
-		case dup:
+		} else if dup {
 			w.close(CloseSubscriberExists, "Subscriber for "+m.ID+" already exists")
-		default:
+		} else {
 			w.start(m.ID, m.Payload)
 		}
 	case "complete":

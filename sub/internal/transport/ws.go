@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/oshirase/oshirase/service/errkind"
 	"github.com/oshirase/oshirase/sub/internal/cursor"
 )
 
@@ -43,6 +45,11 @@ var writePool = &sync.Pool{}
 // (net/http's per-connection buffers and the handler's stack are released)
 // and the socket lives on one parked reading goroutine.
 func (s *Server) ServeWebSocket(w http.ResponseWriter, r *http.Request) {
+	ctx, release, ok := s.cfg.Admit(w, r)
+	if !ok {
+		return
+	}
+	r = r.WithContext(ctx)
 	hj := &hijacker{ResponseWriter: w, size: s.cfg.ReadBufferSize}
 	up := websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
@@ -53,6 +60,7 @@ func (s *Server) ServeWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	ws, err := up.Upgrade(hj, r, nil)
 	if err != nil {
+		release()
 		return // Upgrade has answered the request
 	}
 	proto := protoLegacyWS // gqlgen's choice for a client naming no subprotocol
@@ -60,6 +68,7 @@ func (s *Server) ServeWebSocket(w http.ResponseWriter, r *http.Request) {
 		proto = protoTransportWS
 	}
 	c := s.newConn(hj.nc.Conn, proto)
+	c.release = release
 	sess := &wsSession{srv: s, c: c, ws: ws, br: hj.br, ctx: s.cfg.ConnContext(r), ops: map[string]*operation{}}
 	c.onClosed = sess.closed
 	hj.nc.owner.Store(c)
@@ -109,6 +118,7 @@ func (s *sharedConn) Write(p []byte) (int, error) {
 	}
 	b := bytes.Clone(p)
 	if len(b) > 0 && b[0]&0x0f == opClose {
+		c.setReason(echoReason(b))
 		c.finish(b, false)
 	} else {
 		c.sendRaw(nil, b)
@@ -129,32 +139,33 @@ func (s *sharedConn) SetWriteDeadline(t time.Time) error {
 // them, in order, and waits for it: so the stack that stays parked while the
 // connection idles never grows.
 func (w *wsSession) read() {
-	defer w.c.readerExited()
+	var err error
+	defer func() { w.c.readerExited(err) }()
 	w.initTimer = w.c.after(w.srv.cfg.InitTimeout, w.initTimedOut)
-	done := make(chan bool, 1)
+	done := make(chan error, 1)
 	for {
-		if _, err := w.br.Peek(1); err != nil {
+		if _, err = w.br.Peek(1); err != nil {
 			return
 		}
 		go func() { done <- w.readMessages() }()
-		if !<-done {
+		if err = <-done; err != nil {
 			return
 		}
 	}
 }
 
-// readMessages reads and handles messages while some are buffered; false
-// means the connection's reading is over. (A WebSocket control frame alone
+// readMessages reads and handles messages while some are buffered; an
+// error ends the connection's reading. (A WebSocket control frame alone
 // keeps it waiting for a data frame: browsers send none.)
-func (w *wsSession) readMessages() bool {
+func (w *wsSession) readMessages() error {
 	for {
 		_, r, err := w.ws.NextReader()
 		if err != nil {
-			return false
+			return err
 		}
 		data, err := io.ReadAll(r)
 		if err != nil {
-			return false
+			return err
 		}
 		w.mu.Lock()
 		silence := w.silence
@@ -166,7 +177,7 @@ func (w *wsSession) readMessages() bool {
 			w.handle(data)
 		}
 		if w.br.Buffered() == 0 {
-			return true
+			return nil
 		}
 	}
 }
@@ -186,6 +197,8 @@ func (w *wsSession) handle(data []byte) {
 }
 
 // close ends the connection with a close frame after what is queued.
+// finish counts the disconnect under what the close code says, unless a
+// cause was recorded first.
 func (w *wsSession) close(code int, reason string) {
 	w.c.finish(closeFrame(code, reason), false)
 }
@@ -218,6 +231,7 @@ func (w *wsSession) initTimedOut() {
 	if seen {
 		return
 	}
+	w.c.setReason(reasonInitTimeout)
 	if w.c.proto == protoLegacyWS {
 		w.close(CloseProtocolError, "connection initialisation timeout")
 	} else {
@@ -243,7 +257,12 @@ func (w *wsSession) init(payload json.RawMessage) {
 			if w.c.proto == protoLegacyWS {
 				w.send(nil, "connection_error", marshal(gqlerror.Errorf("%s", err.Error())))
 			}
-			w.close(CloseForbidden, "Forbidden")
+			if errors.Is(err, errkind.ErrRateLimited) {
+				w.c.setReason(reasonLimit) // the code alone reads as a second connection_init
+				w.close(CloseTooManyRequests, "Too many requests")
+			} else {
+				w.close(CloseForbidden, "Forbidden")
+			}
 			return
 		}
 	}
@@ -266,7 +285,10 @@ func (w *wsSession) init(payload json.RawMessage) {
 		w.c.every(cfg.KeepAlive, textFrame(message("ping", nil, nil)))
 	}
 	if exp := cfg.Expiry(ctx); !exp.IsZero() {
-		w.c.after(time.Until(exp), func() { w.close(CloseForbidden, "Forbidden: token expired") })
+		w.c.after(time.Until(exp), func() {
+			w.c.setReason(reasonAuthExpired)
+			w.close(CloseForbidden, "Forbidden: token expired")
+		})
 	}
 }
 
@@ -275,9 +297,17 @@ func (w *wsSession) start(id string, payload json.RawMessage) {
 	w.mu.Lock()
 	old := w.ops[id] // legacy only: a restarted id replaces its operation
 	ctx := w.ctx
-	op := &operation{c: w.c, id: id, qid: marshal(id), ctx: ctx}
-	w.ops[id] = op
+	op := &operation{c: w.c, id: id, qid: marshal(id), ctx: ctx, ended: make(chan struct{})}
+	full := old == nil && w.srv.cfg.MaxSubscriptions > 0 && len(w.ops) >= w.srv.cfg.MaxSubscriptions
+	if !full {
+		w.ops[id] = op
+	}
 	w.mu.Unlock()
+	if full {
+		w.srv.tooManySubscriptions(op)
+		w.fail(op, gqlerror.List{tooManySubscriptions(w.srv.cfg.MaxSubscriptions)}, true)
+		return
+	}
 	if old != nil {
 		old.end(true)
 	}
@@ -374,5 +404,22 @@ func (w *wsSession) closed() {
 	w.mu.Unlock()
 	for _, op := range ops {
 		op.end(true)
+	}
+}
+
+// tooManySubscriptions is the error for an operation over
+// MAX_SUBSCRIPTIONS_PER_CONNECTION.
+func tooManySubscriptions(max int) *gqlerror.Error {
+	e := gqlerror.Errorf("this connection runs %d operations already (MAX_SUBSCRIPTIONS_PER_CONNECTION); complete one first", max)
+	e.Extensions = map[string]any{"code": errkind.CodeTooManySubscriptions}
+	return e
+}
+
+// tooManySubscriptions counts and logs (at most once a second) an
+// operation refused over MAX_SUBSCRIPTIONS_PER_CONNECTION.
+func (s *Server) tooManySubscriptions(op *operation) {
+	s.tooManySubs.Add(1)
+	if ok, held := s.tooManySubsLog.Allow(); ok {
+		s.log.Warn("subscription refused: MAX_SUBSCRIPTIONS_PER_CONNECTION reached", "reason", "max_subscriptions_per_connection", "limit", s.cfg.MaxSubscriptions, "not_logged_since_last", held)
 	}
 }

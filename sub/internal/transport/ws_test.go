@@ -251,6 +251,11 @@ func TestShutdownClosesWithoutComplete(t *testing.T) {
 		t.Fatal("connections left after CloseAll")
 	}
 	eventually(t, "subscriptions released", func() bool { return e.hub.Stats().Subscriptions == 0 })
+	// Both counted as closed by the shutdown, though the clients answered
+	// the close.
+	if got, other := e.ts.Disconnects("shutdown"), e.ts.Disconnects("client_closed"); got != 2 || other != 0 {
+		t.Fatalf("disconnects: %d shutdown, %d client_closed; want 2 and 0", got, other)
+	}
 }
 
 // Keep-alive runs on timers: "ping" on graphql-transport-ws, "ka" on
