@@ -6,6 +6,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
+	_ "net/http/pprof" // served only on PPROF_ADDR
 	"os"
 	"os/signal"
 	"syscall"
@@ -23,6 +25,12 @@ func main() {
 	}
 	log := logging.NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevel)
 	logging.RouteLibraryLogs(log)
+	if cfg.PprofAddr != "" {
+		go func() {
+			log.Info("pprof listening", "addr", cfg.PprofAddr)
+			log.Warn("pprof stopped", "err", http.ListenAndServe(cfg.PprofAddr, nil))
+		}()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := app.Run(ctx, cfg, log); err != nil {

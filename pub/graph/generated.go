@@ -39,7 +39,20 @@ type DirectiveRoot struct {
 type ComplexityRoot struct {
 	Mutation struct {
 		Publish          func(childComplexity int, input model.PublishInput) int
-		SendNotification func(childComplexity int, to string, text string) int
+		PublishBatch     func(childComplexity int, inputs []*model.PublishInput) int
+		SendNotification func(childComplexity int, to string, text string, idempotencyKey *string) int
+	}
+
+	PublishError struct {
+		Code    func(childComplexity int) int
+		Message func(childComplexity int) int
+	}
+
+	PublishResult struct {
+		Error         func(childComplexity int) int
+		ID            func(childComplexity int) int
+		ReceivedUsers func(childComplexity int) int
+		Timestamp     func(childComplexity int) int
 	}
 
 	Query struct {
@@ -58,8 +71,9 @@ type ComplexityRoot struct {
 // region    ************************** generated!.gotpl **************************
 
 type MutationResolver interface {
-	SendNotification(ctx context.Context, to string, text string) (*model.SendNotificationResponse, error)
+	SendNotification(ctx context.Context, to string, text string, idempotencyKey *string) (*model.SendNotificationResponse, error)
 	Publish(ctx context.Context, input model.PublishInput) (*model.SendNotificationResponse, error)
+	PublishBatch(ctx context.Context, inputs []*model.PublishInput) ([]*model.PublishResult, error)
 }
 type QueryResolver interface {
 	Ok(ctx context.Context) (bool, error)
@@ -94,6 +108,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Publish(childComplexity, args["input"].(model.PublishInput)), true
+	case "Mutation.publishBatch":
+		if e.ComplexityRoot.Mutation.PublishBatch == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_publishBatch_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PublishBatch(childComplexity, args["inputs"].([]*model.PublishInput)), true
 	case "Mutation.sendNotification":
 		if e.ComplexityRoot.Mutation.SendNotification == nil {
 			break
@@ -104,7 +129,45 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.SendNotification(childComplexity, args["to"].(string), args["text"].(string)), true
+		return e.ComplexityRoot.Mutation.SendNotification(childComplexity, args["to"].(string), args["text"].(string), args["idempotencyKey"].(*string)), true
+
+	case "PublishError.code":
+		if e.ComplexityRoot.PublishError.Code == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PublishError.Code(childComplexity), true
+	case "PublishError.message":
+		if e.ComplexityRoot.PublishError.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PublishError.Message(childComplexity), true
+
+	case "PublishResult.error":
+		if e.ComplexityRoot.PublishResult.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PublishResult.Error(childComplexity), true
+	case "PublishResult.id":
+		if e.ComplexityRoot.PublishResult.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PublishResult.ID(childComplexity), true
+	case "PublishResult.receivedUsers":
+		if e.ComplexityRoot.PublishResult.ReceivedUsers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PublishResult.ReceivedUsers(childComplexity), true
+	case "PublishResult.timestamp":
+		if e.ComplexityRoot.PublishResult.Timestamp == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PublishResult.Timestamp(childComplexity), true
 
 	case "Query.ok":
 		if e.ComplexityRoot.Query.Ok == nil {
@@ -237,6 +300,30 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
 
+func (ec *executionContext) childFields_PublishError(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "code":
+		return ec.fieldContext_PublishError_code(ctx, field)
+	case "message":
+		return ec.fieldContext_PublishError_message(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PublishError", field.Name)
+}
+
+func (ec *executionContext) childFields_PublishResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "receivedUsers":
+		return ec.fieldContext_PublishResult_receivedUsers(ctx, field)
+	case "id":
+		return ec.fieldContext_PublishResult_id(ctx, field)
+	case "timestamp":
+		return ec.fieldContext_PublishResult_timestamp(ctx, field)
+	case "error":
+		return ec.fieldContext_PublishResult_error(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PublishResult", field.Name)
+}
+
 func (ec *executionContext) childFields_SendNotificationResponse(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "receivedUsers":
@@ -365,6 +452,20 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 
 // region    ***************************** args.gotpl *****************************
 
+func (ec *executionContext) field_Mutation_publishBatch_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "inputs",
+		func(ctx context.Context, v any) ([]*model.PublishInput, error) {
+			return ec.unmarshalNPublishInput2ᚕᚖgithubᚗcomᚋoshiraseᚋoshiraseᚋpubᚋgraphᚋmodelᚐPublishInputᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["inputs"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_publish_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -398,6 +499,14 @@ func (ec *executionContext) field_Mutation_sendNotification_args(ctx context.Con
 		return nil, err
 	}
 	args["text"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "idempotencyKey",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["idempotencyKey"] = arg2
 	return args, nil
 }
 
@@ -499,7 +608,7 @@ func (ec *executionContext) _Mutation_sendNotification(ctx context.Context, fiel
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().SendNotification(ctx, fc.Args["to"].(string), fc.Args["text"].(string))
+			return ec.Resolvers.Mutation().SendNotification(ctx, fc.Args["to"].(string), fc.Args["text"].(string), fc.Args["idempotencyKey"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.SendNotificationResponse) graphql.Marshaler {
@@ -573,6 +682,197 @@ func (ec *executionContext) fieldContext_Mutation_publish(ctx context.Context, f
 	if fc.Args, err = ec.field_Mutation_publish_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_publishBatch(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_publishBatch(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PublishBatch(ctx, fc.Args["inputs"].([]*model.PublishInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.PublishResult) graphql.Marshaler {
+			return ec.marshalNPublishResult2ᚕᚖgithubᚗcomᚋoshiraseᚋoshiraseᚋpubᚋgraphᚋmodelᚐPublishResultᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_publishBatch(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PublishResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_publishBatch_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PublishError_code(ctx context.Context, field graphql.CollectedField, obj *model.PublishError) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PublishError_code(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Code, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PublishError_code(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PublishError", field, false, false, "String")
+}
+
+func (ec *executionContext) _PublishError_message(ctx context.Context, field graphql.CollectedField, obj *model.PublishError) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PublishError_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PublishError_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PublishError", field, false, false, "String")
+}
+
+func (ec *executionContext) _PublishResult_receivedUsers(ctx context.Context, field graphql.CollectedField, obj *model.PublishResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PublishResult_receivedUsers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ReceivedUsers, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int64) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PublishResult_receivedUsers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PublishResult", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PublishResult_id(ctx context.Context, field graphql.CollectedField, obj *model.PublishResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PublishResult_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PublishResult_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PublishResult", field, false, false, "ID")
+}
+
+func (ec *executionContext) _PublishResult_timestamp(ctx context.Context, field graphql.CollectedField, obj *model.PublishResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PublishResult_timestamp(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Timestamp, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int64) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PublishResult_timestamp(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PublishResult", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PublishResult_error(ctx context.Context, field graphql.CollectedField, obj *model.PublishResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PublishResult_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PublishError) graphql.Marshaler {
+			return ec.marshalOPublishError2ᚖgithubᚗcomᚋoshiraseᚋoshiraseᚋpubᚋgraphᚋmodelᚐPublishError(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PublishResult_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PublishResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PublishError(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -1829,7 +2129,7 @@ func (ec *executionContext) unmarshalInputPublishInput(ctx context.Context, obj 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"scope", "to", "tenant", "text"}
+	fieldsInOrder := [...]string{"scope", "to", "tenant", "text", "idempotencyKey"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -1864,6 +2164,13 @@ func (ec *executionContext) unmarshalInputPublishInput(ctx context.Context, obj 
 				return it, err
 			}
 			it.Text = data
+		case "idempotencyKey":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("idempotencyKey"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IdempotencyKey = data
 		}
 	}
 	return it, nil
@@ -1920,6 +2227,99 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 				return ec._Mutation_publish(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "publishBatch":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_publishBatch(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var publishErrorImplementors = []string{"PublishError"}
+
+func (ec *executionContext) _PublishError(ctx context.Context, sel ast.SelectionSet, obj *model.PublishError) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, publishErrorImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PublishError")
+		case "code":
+			out.Values[i] = ec._PublishError_code(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._PublishError_message(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var publishResultImplementors = []string{"PublishResult"}
+
+func (ec *executionContext) _PublishResult(ctx context.Context, sel ast.SelectionSet, obj *model.PublishResult) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, publishResultImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PublishResult")
+		case "receivedUsers":
+			out.Values[i] = ec._PublishResult_receivedUsers(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "id":
+			out.Values[i] = ec._PublishResult_id(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "timestamp":
+			out.Values[i] = ec._PublishResult_timestamp(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "error":
+			out.Values[i] = ec._PublishResult_error(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -2447,6 +2847,49 @@ func (ec *executionContext) unmarshalNPublishInput2githubᚗcomᚋoshiraseᚋosh
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNPublishInput2ᚕᚖgithubᚗcomᚋoshiraseᚋoshiraseᚋpubᚋgraphᚋmodelᚐPublishInputᚄ(ctx context.Context, v any) ([]*model.PublishInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.PublishInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNPublishInput2ᚖgithubᚗcomᚋoshiraseᚋoshiraseᚋpubᚋgraphᚋmodelᚐPublishInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNPublishInput2ᚖgithubᚗcomᚋoshiraseᚋoshiraseᚋpubᚋgraphᚋmodelᚐPublishInput(ctx context.Context, v any) (*model.PublishInput, error) {
+	res, err := ec.unmarshalInputPublishInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPublishResult2ᚕᚖgithubᚗcomᚋoshiraseᚋoshiraseᚋpubᚋgraphᚋmodelᚐPublishResultᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.PublishResult) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPublishResult2ᚖgithubᚗcomᚋoshiraseᚋoshiraseᚋpubᚋgraphᚋmodelᚐPublishResult(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPublishResult2ᚖgithubᚗcomᚋoshiraseᚋoshiraseᚋpubᚋgraphᚋmodelᚐPublishResult(ctx context.Context, sel ast.SelectionSet, v *model.PublishResult) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PublishResult!")
+		return graphql.Null
+	}
+	return ec._PublishResult(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNScope2githubᚗcomᚋoshiraseᚋoshiraseᚋwireᚐScope(ctx context.Context, v any) (wire.Scope, error) {
 	tmp, err := graphql.UnmarshalString(v)
 	res := unmarshalNScope2githubᚗcomᚋoshiraseᚋoshiraseᚋwireᚐScope[tmp]
@@ -2669,6 +3112,49 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	_ = ctx
 	res := graphql.MarshalBoolean(*v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (*string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalID(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOID2ᚖstring(ctx context.Context, sel ast.SelectionSet, v *string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalID(*v)
+	return res
+}
+
+func (ec *executionContext) unmarshalOInt2ᚖint64(ctx context.Context, v any) (*int64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalInt64(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOInt2ᚖint64(ctx context.Context, sel ast.SelectionSet, v *int64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalInt64(*v)
+	return res
+}
+
+func (ec *executionContext) marshalOPublishError2ᚖgithubᚗcomᚋoshiraseᚋoshiraseᚋpubᚋgraphᚋmodelᚐPublishError(ctx context.Context, sel ast.SelectionSet, v *model.PublishError) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._PublishError(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v any) (*string, error) {

@@ -7,19 +7,25 @@ package graph
 
 import (
 	"context"
+	"log/slog"
 
+	"github.com/oshirase/oshirase/pub/internal/publisher"
 	"github.com/oshirase/oshirase/wire"
 )
 
-// Publisher sends one notice to one audience and answers how many live
-// subscriptions received it.
+// Publisher sends notices to audiences the caller may address and answers
+// how many live subscriptions received each.
 type Publisher interface {
-	Publish(ctx context.Context, tenant string, scope wire.Scope, to, text string) (received int, msg *wire.Message, err error)
+	Publish(ctx context.Context, credential string, n publisher.Notice) (received int, msg *wire.Message, err error)
+	PublishBatch(ctx context.Context, credential string, ns []publisher.Notice) ([]publisher.Result, error)
 }
 
 // Resolver holds the resolvers' dependencies. The caller's identity is in
-// the request context (auth.FromContext), put there by the authenticating
-// middleware.
+// the request context (auth.FromContext, and access.Credential), put there
+// by the authenticating middleware.
 type Resolver struct {
 	Publisher Publisher
+	// Log receives what a batch item's error hides from the client
+	// (gqlserve.ErrorFor). Default: slog.Default().
+	Log *slog.Logger
 }

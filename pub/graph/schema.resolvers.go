@@ -14,20 +14,18 @@ import (
 )
 
 // SendNotification is the resolver for the sendNotification field.
-func (r *mutationResolver) SendNotification(ctx context.Context, to string, text string) (*model.SendNotificationResponse, error) {
-	return r.publish(ctx, access.Target{Scope: wire.ScopePerson, To: to}, text)
+func (r *mutationResolver) SendNotification(ctx context.Context, to string, text string, idempotencyKey *string) (*model.SendNotificationResponse, error) {
+	return r.publish(ctx, access.Target{Scope: wire.ScopePerson, To: to}, text, deref(idempotencyKey))
 }
 
 // Publish is the resolver for the publish field.
 func (r *mutationResolver) Publish(ctx context.Context, input model.PublishInput) (*model.SendNotificationResponse, error) {
-	t := access.Target{Scope: input.Scope}
-	if input.To != nil {
-		t.To = *input.To
-	}
-	if input.Tenant != nil {
-		t.Tenant = *input.Tenant
-	}
-	return r.publish(ctx, t, input.Text)
+	return r.publish(ctx, target(&input), input.Text, deref(input.IdempotencyKey))
+}
+
+// PublishBatch is the resolver for the publishBatch field.
+func (r *mutationResolver) PublishBatch(ctx context.Context, inputs []*model.PublishInput) ([]*model.PublishResult, error) {
+	return r.publishBatch(ctx, inputs)
 }
 
 // Ok is the resolver for the ok field.

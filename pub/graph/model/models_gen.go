@@ -9,6 +9,13 @@ import (
 type Mutation struct {
 }
 
+// Why one notice of a batch was not published.
+type PublishError struct {
+	// The same codes as errors' extensions.code: BAD_USER_INPUT, FORBIDDEN, UNAVAILABLE, INTERNAL.
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
 type PublishInput struct {
 	Scope wire.Scope `json:"scope"`
 	// The user (PERSON) or store (STORE); leave out for COMPANY and PUBLIC.
@@ -16,6 +23,25 @@ type PublishInput struct {
 	// The tenant to address; defaults to the caller's. Only platform credentials may name another.
 	Tenant *string `json:"tenant,omitempty"`
 	Text   string  `json:"text"`
+	// Makes retries safe: a second publish with the same key (from the same
+	// credential, to the same audience, within IDEMPOTENCY_TTL) publishes
+	// nothing and answers the first one's result; the same key with another
+	// text is refused (BAD_USER_INPUT). At most 128 bytes.
+	IdempotencyKey *string `json:"idempotencyKey,omitempty"`
+}
+
+// One input's outcome in publishBatch: either the notice went out
+// (receivedUsers, id and timestamp set, error null) or it did not (error set,
+// the rest null).
+type PublishResult struct {
+	// Live subscriptions that received the notice.
+	ReceivedUsers *int64 `json:"receivedUsers,omitempty"`
+	// Id of the notice, as subscribers see it.
+	ID *string `json:"id,omitempty"`
+	// Publish time, Unix seconds, as subscribers see it.
+	Timestamp *int64 `json:"timestamp,omitempty"`
+	// Why this notice was not published.
+	Error *PublishError `json:"error,omitempty"`
 }
 
 type Query struct {

@@ -4,6 +4,7 @@
 package access
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/oshirase/oshirase/service/auth"
@@ -57,4 +58,21 @@ func Resolve(caller auth.Identity, t Target) (Target, error) {
 		return Target{}, fmt.Errorf("%w: unknown scope %q", errkind.ErrBadInput, t.Scope)
 	}
 	return t, nil
+}
+
+// credentialKey carries the name of the credential a request came with.
+type credentialKey struct{}
+
+// WithCredential records which credential the request came with: the
+// API key itself, or a token's tenant and subject (so a refreshed token
+// is the same publisher). It keeps publishers' idempotency keys apart;
+// only a digest of it is ever stored.
+func WithCredential(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, credentialKey{}, name)
+}
+
+// Credential is what WithCredential recorded ("" if nothing).
+func Credential(ctx context.Context) string {
+	name, _ := ctx.Value(credentialKey{}).(string)
+	return name
 }

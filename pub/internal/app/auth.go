@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/oshirase/oshirase/pub/internal/access"
 	"github.com/oshirase/oshirase/pub/internal/config"
 	"github.com/oshirase/oshirase/service/auth"
 	"github.com/oshirase/oshirase/service/envconf"
@@ -24,7 +25,7 @@ func newAuthenticator(ctx context.Context, cfg config.Config, log *slog.Logger) 
 	if cfg.AuthMode != envconf.AuthJWT {
 		log.Warn("AUTH_MODE=none: anyone who can reach pub may publish to anyone; use AUTH_MODE=jwt in production")
 		return func(r *http.Request) (context.Context, error) {
-			return auth.WithIdentity(r.Context(), demoCaller), nil
+			return access.WithCredential(auth.WithIdentity(r.Context(), demoCaller), "none"), nil
 		}, func() {}, nil
 	}
 	var v *auth.Verifier
@@ -39,7 +40,7 @@ func newAuthenticator(ctx context.Context, cfg config.Config, log *slog.Logger) 
 	authenticate := func(r *http.Request) (context.Context, error) {
 		tok := auth.TokenFromRequest(r, "")
 		if id, ok := keys.Lookup(tok); ok {
-			return auth.WithIdentity(r.Context(), id), nil
+			return access.WithCredential(auth.WithIdentity(r.Context(), id), "key\x00"+tok), nil
 		}
 		if v == nil {
 			return nil, fmt.Errorf("%w: missing or unknown API key", auth.ErrUnauthenticated)
@@ -51,7 +52,7 @@ func newAuthenticator(ctx context.Context, cfg config.Config, log *slog.Logger) 
 		if !id.Publisher && !id.Platform {
 			return nil, fmt.Errorf("%w: this token may not publish (it needs the publisher role)", errkind.ErrForbidden)
 		}
-		return auth.WithIdentity(r.Context(), id), nil
+		return access.WithCredential(auth.WithIdentity(r.Context(), id), "jwt\x00"+id.Tenant+"\x00"+id.User), nil
 	}
 	return authenticate, func() {
 		if v != nil {
