@@ -266,6 +266,12 @@ func TestBadTokensAreRejected(t *testing.T) {
 	if got := metric(t, s.sub, "oshirase_sub_subscriptions") + metric(t, rsStack, "oshirase_sub_subscriptions"); got != 0 {
 		t.Fatalf("%d subscriptions exist after bad tokens", got)
 	}
+	// Each refused connection_init is counted once, as auth_refused: 8
+	// tokens to one instance and 1 to the other, on both subprotocols.
+	eventually(t, 10*time.Second, "the refused connections counted", func() bool {
+		return metricLabeled(t, s.sub, "oshirase_sub_disconnects_total", "reason", "auth_refused") == 16 &&
+			metricLabeled(t, rsStack, "oshirase_sub_disconnects_total", "reason", "auth_refused") == 2
+	})
 	// Wrong audience and issuer, where they are configured.
 	strict := harness.StartSub(t, s.redis, "AUTH_MODE=jwt", "JWT_SECRET="+jwtSecret, "JWT_ISSUER=https://id.example", "JWT_AUDIENCE=oshirase", "ALLOWED_ORIGINS="+frontend)
 	good := claims(func(c map[string]any) { c["iss"] = "https://id.example"; c["aud"] = "oshirase" })
@@ -299,6 +305,9 @@ func TestExpiringTokenClosesTheConnection(t *testing.T) {
 	if code, reason := c.CloseStatus(); code != 4403 || !strings.Contains(reason, "expired") {
 		t.Fatalf("closed with %d %q, want 4403 token expired", code, reason)
 	}
+	eventually(t, 10*time.Second, "the disconnect counted as auth_expired", func() bool {
+		return metricLabeled(t, s.sub, "oshirase_sub_disconnects_total", "reason", "auth_expired") == 1
+	})
 }
 
 // 6. A WebSocket from an origin not on the list is refused.

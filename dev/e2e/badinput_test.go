@@ -123,6 +123,9 @@ func TestInvalidConfigurationFailsAtStart(t *testing.T) {
 		{subBin, []string{"LOG_LEVEL=loud"}, []string{"LOG_LEVEL", "debug, info, warn, error"}},
 		{pubBin, []string{"HISTORY_SIZE=-1", "HISTORY_TTL=5ms"}, []string{"HISTORY_SIZE", "HISTORY_TTL", "at least 1s"}},
 		{subBin, []string{"HISTORY_TTL=forever"}, []string{"HISTORY_TTL"}},
+		{subBin, []string{"MAX_CONNECTIONS=-1", "CONNECT_RATE=fast", "TRUSTED_PROXIES=nginx", "MAX_CONNECTIONS_PER_USER=3"},
+			[]string{"MAX_CONNECTIONS", "CONNECT_RATE", "TRUSTED_PROXIES", "MAX_CONNECTIONS_PER_USER", "AUTH_MODE=jwt"}},
+		{pubBin, []string{"PUBLISH_RATE=-5", "PUBLISH_BURST=0"}, []string{"PUBLISH_RATE", "PUBLISH_BURST"}},
 	} {
 		cmd := exec.Command(tc.bin)
 		cmd.Env = tc.env

@@ -4,15 +4,19 @@
 package e2e_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/oshirase/oshirase/dev/gqlws"
 	"github.com/oshirase/oshirase/dev/harness"
@@ -75,23 +79,90 @@ func expectSilence(t *testing.T, c *gqlws.Client, d time.Duration) {
 	}
 }
 
-// metric reads one value from sub's /metrics.
+// metric reads one counter or gauge from a service's /metrics (the first
+// of its series, for one without labels the only one).
 func metric(t *testing.T, s *harness.Service, name string) int64 {
 	t.Helper()
-	resp, err := http.Get(s.URL + "/metrics")
+	return metricOf(t, s, name, nil)
+}
+
+// metricLabeled reads name{label="value"}; a series not there yet is 0.
+func metricLabeled(t *testing.T, s *harness.Service, name, label, value string) int64 {
+	t.Helper()
+	return metricOf(t, s, name, &dto.LabelPair{Name: &label, Value: &value})
+}
+
+func metricOf(t *testing.T, s *harness.Service, name string, want *dto.LabelPair) int64 {
+	t.Helper()
+	return metricIn(t, scrape(t, s), name, want)
+}
+
+// metricIn reads a counter or gauge from one scrape (want: nil, or the
+// series' label).
+func metricIn(t *testing.T, fams map[string]*dto.MetricFamily, name string, want *dto.LabelPair) int64 {
+	t.Helper()
+	fam := fams[name]
+	if fam == nil {
+		t.Fatalf("metric %s not found", name)
+	}
+	for _, m := range fam.GetMetric() {
+		if want != nil && !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool {
+			return l.GetName() == want.GetName() && l.GetValue() == want.GetValue()
+		}) {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			return int64(m.GetCounter().GetValue())
+		case m.Gauge != nil:
+			return int64(m.GetGauge().GetValue())
+		case m.Untyped != nil:
+			return int64(m.GetUntyped().GetValue())
+		}
+		t.Fatalf("metric %s is a %v, not a counter or gauge", name, fam.GetType())
+	}
+	if want != nil {
+		return 0
+	}
+	t.Fatalf("metric %s has no series", name)
+	return 0
+}
+
+// histogram reads a histogram's count and sum from a service's /metrics.
+func histogram(t *testing.T, s *harness.Service, name string) (count uint64, sum float64) {
+	t.Helper()
+	return histogramIn(t, scrape(t, s), name)
+}
+
+// histogramIn reads a histogram's count and sum from one scrape.
+func histogramIn(t *testing.T, fams map[string]*dto.MetricFamily, name string) (count uint64, sum float64) {
+	t.Helper()
+	fam := fams[name]
+	if fam == nil || fam.GetType() != dto.MetricType_HISTOGRAM || len(fam.GetMetric()) != 1 {
+		t.Fatalf("metric %s: %v, want one histogram", name, fam)
+	}
+	h := fam.GetMetric()[0].GetHistogram()
+	return h.GetSampleCount(), h.GetSampleSum()
+}
+
+// scrape reads a service's /metrics with the Prometheus text parser.
+func scrape(t *testing.T, s *harness.Service) map[string]*dto.MetricFamily {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(s.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			return n
-		}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s", resp.Status)
 	}
-	t.Fatalf("metric %s not found", name)
-	return 0
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics is not in the Prometheus text format: %v", err)
+	}
+	return fams
 }
 
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {

@@ -88,6 +88,13 @@ func expectRefusal(t *testing.T, a answer, status int, code, marker string) {
 	if ct := a.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") && !strings.HasPrefix(ct, "application/graphql-response+json") {
 		t.Fatalf("Content-Type %q, want JSON: %.300s", ct, a.Body)
 	}
+	var entries map[string]json.RawMessage
+	if err := json.Unmarshal(a.Body, &entries); err != nil {
+		t.Fatalf("not a JSON object: %v: %.300s", err, a.Body)
+	}
+	if _, ok := entries["data"]; ok {
+		t.Fatalf("a request that did not run answered with a data entry: %.300s", a.Body)
+	}
 	got := codes(t, a.Body)
 	if len(got) == 0 || slices.ContainsFunc(got, func(c string) bool { return c != code }) {
 		t.Fatalf("codes %v, want only %s: %.300s", got, code, a.Body)
@@ -182,7 +189,8 @@ func subscribeQuery(t *testing.T, c *gqlws.Client, id, query string) {
 // forbids @skip and @include there). One that does not is invalid
 // GraphQL, answered as a validation error on every transport, before
 // anything runs: an "error" message on a WebSocket, an event stream with
-// the errors over SSE, HTTP 422 over plain POST. The connection carries
+// the errors over SSE, a request error over plain POST (HTTP 200 to
+// application/json, no data entry). The connection carries
 // on.
 func TestSubscriptionWithoutOneRootFieldIsInvalid(t *testing.T) {
 	s := startStack(t)
@@ -216,7 +224,7 @@ func TestSubscriptionWithoutOneRootFieldIsInvalid(t *testing.T) {
 	t.Run("POST", func(t *testing.T) {
 		for name, q := range invalid {
 			t.Run(name, func(t *testing.T) {
-				expectRefusal(t, postJSON(t, s.sub.URL+"/graphql", q), http.StatusUnprocessableEntity, "GRAPHQL_VALIDATION_FAILED", "")
+				expectRefusal(t, postJSON(t, s.sub.URL+"/graphql", q), http.StatusOK, "GRAPHQL_VALIDATION_FAILED", "")
 			})
 		}
 	})
@@ -226,16 +234,17 @@ func TestSubscriptionWithoutOneRootFieldIsInvalid(t *testing.T) {
 }
 
 // Issue 14, defect 4: malformed GraphQL is answered GRAPHQL_PARSE_FAILED,
-// as the README's error table says, with HTTP 422 (400 to a client that
-// accepts application/graphql-response+json) and an "error" message on a
+// as the README's error table says, with HTTP 200 and no data entry to an
+// application/json client (400 to one that accepts
+// application/graphql-response+json, as the GraphQL-over-HTTP spec asks) and an "error" message on a
 // WebSocket.
 func TestMalformedGraphQLIsAParseError(t *testing.T) {
 	s := startStack(t)
 	const broken = `mutation { sendNotification(to: "bob"`
-	expectRefusal(t, postJSON(t, s.pub.URL+"/query", broken), http.StatusUnprocessableEntity, "GRAPHQL_PARSE_FAILED", "")
+	expectRefusal(t, postJSON(t, s.pub.URL+"/query", broken), http.StatusOK, "GRAPHQL_PARSE_FAILED", "")
 	expectRefusal(t, postJSON(t, s.pub.URL+"/query", broken, "Accept", "application/graphql-response+json"),
 		http.StatusBadRequest, "GRAPHQL_PARSE_FAILED", "")
-	expectRefusal(t, postJSON(t, s.sub.URL+"/graphql", `{ ok`), http.StatusUnprocessableEntity, "GRAPHQL_PARSE_FAILED", "")
+	expectRefusal(t, postJSON(t, s.sub.URL+"/graphql", `{ ok`), http.StatusOK, "GRAPHQL_PARSE_FAILED", "")
 	a, events := sseEvents(t, s.sub, `subscription { onNotificationReceived(`)
 	expectSSEError(t, a, events, "GRAPHQL_PARSE_FAILED")
 	for _, protocol := range []string{gqlws.TransportWS, gqlws.LegacyWS} {
@@ -251,7 +260,9 @@ func TestSubscriptionOverPlainPOSTIsRefused(t *testing.T) {
 	s := startStack(t)
 	start := time.Now()
 	a := postJSON(t, s.sub.URL+"/graphql", `subscription { onNotificationReceived(userName: "kate") { id } }`)
-	expectRefusal(t, a, http.StatusUnprocessableEntity, "BAD_REQUEST", "")
+	expectRefusal(t, a, http.StatusOK, "BAD_REQUEST", "")
+	a = postJSON(t, s.sub.URL+"/graphql", `subscription { onNotificationReceived(userName: "kate") { id } }`, "Accept", "application/graphql-response+json")
+	expectRefusal(t, a, http.StatusBadRequest, "BAD_REQUEST", "")
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("answered after %s", took)
 	}

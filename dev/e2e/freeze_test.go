@@ -32,11 +32,14 @@ func getStatus(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-// A Redis that accepts connections and never answers (SIGSTOP) must not
-// outlast any timeout the README documents: a publish fails with
-// UNAVAILABLE after PUBLISH_TIMEOUT, a new subscription after
-// SUBSCRIBE_TIMEOUT, and both /readyz answer 503 in bounded time. When
-// Redis comes back, so does everything else.
+// Fault 1: a Redis that accepts connections and never answers (SIGSTOP)
+// for 10 s must not outlast any timeout the README documents: a publish
+// fails with UNAVAILABLE after PUBLISH_TIMEOUT (the first, and one at the
+// end of the freeze), a new subscription after SUBSCRIBE_TIMEOUT, both
+// /readyz answer 503 in bounded time and sub's /metrics says Redis is
+// down. When Redis comes back (SIGCONT), so does everything else, by
+// itself: readiness, oshirase_sub_redis_up, notices to the subscription
+// made before the freeze.
 //
 // The bounds below are each timeout plus a few seconds of slack for a busy
 // machine; before the fix go-redis ignored the deadlines and waited for its
@@ -52,7 +55,9 @@ func TestFrozenRedisTimeoutsHold(t *testing.T) {
 	expectNotice(t, bob, "before")
 
 	r.Freeze()
+	frozenAt := time.Now()
 	const slack = 3 * time.Second
+	const freeze = 10 * time.Second
 
 	var err error
 	took := timed(func() { _, err = pub.Send("bob", "into the freeze") })
@@ -94,10 +99,33 @@ func TestFrozenRedisTimeoutsHold(t *testing.T) {
 		return status == http.StatusServiceUnavailable
 	})
 	t.Logf("sub /readyz: 503 after %s more", time.Since(frozen))
+	if got := metric(t, sub, "oshirase_sub_redis_up"); got != 0 {
+		t.Fatalf("oshirase_sub_redis_up = %d while sub is not ready", got)
+	}
+
+	// Still frozen at the end of the freeze: a publish fails as fast as the
+	// first did (no connection of pub's pool is left stuck).
+	time.Sleep(time.Until(frozenAt.Add(freeze - time.Second)))
+	took = timed(func() { _, err = pub.Send("bob", "late in the freeze") })
+	if err == nil || !strings.Contains(err.Error(), "UNAVAILABLE") || took > 500*time.Millisecond+slack {
+		t.Fatalf("publish %s into the freeze: %v after %s, want UNAVAILABLE within PUBLISH_TIMEOUT (500ms)", time.Since(frozenAt).Round(time.Second), err, took)
+	}
+	if got := metric(t, pub, "oshirase_pub_failed_total"); got != 2 {
+		t.Fatalf("oshirase_pub_failed_total = %d, want the 2 publishes into the freeze", got)
+	}
+	if count, sum := histogram(t, pub, "oshirase_pub_publish_duration_seconds"); count != uint64(metric(t, pub, "oshirase_pub_published_total")+2) || sum < 2*0.5 {
+		t.Fatalf("publish durations: %d observed, %.2fs in all; want one per publish, the 2 failed ones at PUBLISH_TIMEOUT (500ms) each", count, sum)
+	}
+	time.Sleep(time.Until(frozenAt.Add(freeze)))
 
 	r.Thaw()
+	thawed := time.Now()
 	pub.WaitReady(20 * time.Second)
 	sub.WaitReady(20 * time.Second)
+	t.Logf("after %s frozen, both ready again %s after the thaw", thawed.Sub(frozenAt).Round(100*time.Millisecond), time.Since(thawed).Round(time.Millisecond))
+	if got := metric(t, sub, "oshirase_sub_redis_up"); got != 1 {
+		t.Fatalf("oshirase_sub_redis_up = %d after the thaw", got)
+	}
 	pub.WaitReceivers("bob", 1)
 	if n := send(t, pub, "bob", "after"); n != 1 {
 		t.Fatalf("after the thaw receivedUsers = %d, want 1", n)

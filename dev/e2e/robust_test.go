@@ -208,6 +208,13 @@ func TestStalledClientDoesNotFreezeOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("the healthy user got %d notices, each within %s, while %d deliveries of %d flood notices reached the stalled clients (two subscribers)", pings, writeTimeout/2, reached.Load(), rounds)
+	// Cut off by the write deadline or, when the flood outgrew
+	// WRITE_QUEUE_BYTES first, by the queue's byte bound: slow consumers
+	// either way, counted once each.
+	if wt, sc := metricLabeled(t, s.sub, "oshirase_sub_disconnects_total", "reason", "write_timeout"),
+		metricLabeled(t, s.sub, "oshirase_sub_disconnects_total", "reason", "slow_consumer"); wt+sc != 2 {
+		t.Fatalf("disconnects: %d write_timeout, %d slow_consumer; want 2 in all (the stalled WebSocket and SSE stream)", wt, sc)
+	}
 	if got := send(t, s.pub, "stalled", "after the cut-off"); got != 0 {
 		t.Fatalf("receivedUsers for the cut-off clients = %d, want 0", got)
 	}
@@ -365,8 +372,10 @@ func TestConnectDisconnectLeavesNothingBehind(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatalf("%d of the clients started failed, first: %v", len(errs), <-errs)
 	}
+	// Every channel of a notice (sub's delivery probe channel, outside
+	// "oshirase:v1:", stays).
 	eventually(t, 30*time.Second, "no channels left in redis", func() bool {
-		chs, err := rdb.PubSubChannels(ctx, "*").Result()
+		chs, err := rdb.PubSubChannels(ctx, "oshirase:v1:*").Result()
 		return err == nil && len(chs) == 0
 	})
 	eventually(t, 30*time.Second, "goroutines back to baseline", func() bool {
@@ -391,6 +400,13 @@ func TestRedisRestart(t *testing.T) {
 	subscribe(t, c, "1", "phoenix")
 	subscribe(t, legacy, "1", "phoenix")
 	s.pub.WaitReceivers("phoenix", 2)
+	// A notice received by both proves them live, so that what follows is
+	// the outage of live subscriptions.
+	if got := send(t, s.pub, "phoenix", "before"); got != 2 {
+		t.Fatalf("receivedUsers = %d, want 2", got)
+	}
+	expectNotice(t, c, "before")
+	expectNotice(t, legacy, "before")
 
 	s.redis.Stop()
 	start := time.Now()
@@ -465,6 +481,9 @@ func TestSlowSSEConsumerIsDropped(t *testing.T) {
 	if got := metric(t, s.sub, "oshirase_sub_slow_dropped_total"); got != 1 {
 		t.Fatalf("slow_dropped_total = %d", got)
 	}
+	eventually(t, 10*time.Second, "one disconnect of a slow consumer", func() bool {
+		return metricLabeled(t, s.sub, "oshirase_sub_disconnects_total", "reason", "slow_consumer") == 1
+	})
 }
 
 // burst publishes n notices to user straight into Redis, faster than any
@@ -512,4 +531,7 @@ func TestSlowConsumerIsToldWhy(t *testing.T) {
 	if got := metric(t, s.sub, "oshirase_sub_slow_dropped_total"); got != 1 {
 		t.Fatalf("slow_dropped_total = %d", got)
 	}
+	eventually(t, 10*time.Second, "one disconnect of a slow consumer", func() bool {
+		return metricLabeled(t, s.sub, "oshirase_sub_disconnects_total", "reason", "slow_consumer") == 1
+	})
 }

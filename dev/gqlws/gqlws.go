@@ -38,12 +38,22 @@ type Notification struct {
 type Client struct {
 	Conn     *websocket.Conn
 	Protocol string
-	Msgs     chan Msg // every message received, in order
+	// Msgs carries every message received, in order, and is closed after
+	// the last. The client reads the socket whatever the test does: what
+	// the test has not taken yet waits in a queue of any length (a fixed
+	// buffer would either stall the reader, making the client a slow
+	// consumer, or, big enough never to, cost megabytes a connection).
+	Msgs chan Msg
 
 	mu        sync.Mutex
 	closeCode int
 	closeText string
 	closed    chan struct{}
+
+	qmu   sync.Mutex
+	queue []Msg
+	eof   bool          // the reader ended: Msgs closes once queue is empty
+	more  chan struct{} // a message queued, or eof (capacity 1)
 }
 
 // handshakeTimeout bounds the WebSocket handshake and, in Connect, the wait
@@ -59,8 +69,9 @@ func Dial(url, protocol string, header http.Header) (*Client, *http.Response, er
 	if err != nil {
 		return nil, resp, err
 	}
-	c := &Client{Conn: conn, Protocol: protocol, Msgs: make(chan Msg, 100000), closed: make(chan struct{})}
+	c := &Client{Conn: conn, Protocol: protocol, Msgs: make(chan Msg), closed: make(chan struct{}), more: make(chan struct{}, 1)}
 	go c.read()
+	go c.pump()
 	return c, resp, nil
 }
 
@@ -101,7 +112,7 @@ func mustJSON(v any) json.RawMessage {
 
 func (c *Client) read() {
 	defer close(c.closed)
-	defer close(c.Msgs)
+	defer c.push(Msg{}, true)
 	for {
 		_, data, err := c.Conn.ReadMessage()
 		if err != nil {
@@ -126,6 +137,44 @@ func (c *Client) read() {
 			_ = c.Send(Msg{Type: "pong"})
 			continue
 		}
+		c.push(m, false)
+	}
+}
+
+// push queues m, or, with eof, marks the end of the messages.
+func (c *Client) push(m Msg, eof bool) {
+	c.qmu.Lock()
+	if eof {
+		c.eof = true
+	} else {
+		c.queue = append(c.queue, m)
+	}
+	c.qmu.Unlock()
+	select {
+	case c.more <- struct{}{}:
+	default:
+	}
+}
+
+// pump hands the queued messages to Msgs, in order, and closes it after
+// the last.
+func (c *Client) pump() {
+	for {
+		c.qmu.Lock()
+		if len(c.queue) == 0 {
+			eof := c.eof
+			c.qmu.Unlock()
+			if eof {
+				close(c.Msgs)
+				return
+			}
+			<-c.more
+			continue
+		}
+		m := c.queue[0]
+		c.queue[0] = Msg{}
+		c.queue = c.queue[1:]
+		c.qmu.Unlock()
 		c.Msgs <- m
 	}
 }

@@ -81,6 +81,8 @@ type Service struct {
 	mu   sync.Mutex
 	log  *bytes.Buffer
 	done chan struct{}
+
+	exitCode int
 }
 
 type syncBuffer struct {
@@ -109,10 +111,13 @@ func StartPub(tb testing.TB, r *Redis, env ...string) *Service {
 const SubCountTTL = 10 * time.Minute
 
 // StartSub starts sub against r with extra environment KEY=VALUE pairs.
+// Unless env says otherwise it runs without a drain (DRAIN_DELAY and
+// DRAIN_WINDOW 0s): SIGTERM closes every connection at once, and a test's
+// restart does not wait out a drain.
 func StartSub(tb testing.TB, r *Redis, env ...string) *Service {
 	tb.Helper()
 	_, bin := Binaries(tb)
-	return start(tb, "sub", bin, r, append([]string{fmt.Sprint("COUNT_TTL=", SubCountTTL)}, env...))
+	return start(tb, "sub", bin, r, append([]string{fmt.Sprint("COUNT_TTL=", SubCountTTL), "DRAIN_DELAY=0s", "DRAIN_WINDOW=0s"}, env...))
 }
 
 func start(tb testing.TB, name, bin string, r *Redis, env []string) *Service {
@@ -140,7 +145,13 @@ func (s *Service) Start() {
 	if err != nil {
 		s.tb.Fatal(err)
 	}
-	go func() { _ = cmd.Wait(); close(done) }()
+	go func() {
+		_ = cmd.Wait()
+		s.mu.Lock()
+		s.exitCode = cmd.ProcessState.ExitCode()
+		s.mu.Unlock()
+		close(done)
+	}()
 	if s.Port == 0 {
 		s.Port = s.awaitPort(15 * time.Second)
 		s.URL = fmt.Sprintf("http://127.0.0.1:%d", s.Port)
@@ -216,6 +227,50 @@ func (s *Service) Stop() {
 	if s.tb.Failed() {
 		s.tb.Logf("%s log:\n%s", s.Name, s.Log())
 	}
+}
+
+// Kill stops the service with SIGKILL, as a crash would: no drain, no
+// close frames, its counts left to expire.
+func (s *Service) Kill() {
+	s.mu.Lock()
+	cmd, done := s.cmd, s.done
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-done
+}
+
+// Terminate sends SIGTERM and returns at once; Stop waits for the exit.
+func (s *Service) Terminate() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	}
+}
+
+// Exited is closed when the running binary has exited; ExitCode is its
+// status then.
+func (s *Service) Exited() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.done
+}
+
+// ExitCode is the exit status of the binary that last exited (-1 if it was
+// killed by a signal, or is still running).
+func (s *Service) ExitCode() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.done:
+	default:
+		return -1
+	}
+	return s.exitCode
 }
 
 // Pid is the process id of the running binary.

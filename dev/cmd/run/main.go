@@ -163,8 +163,17 @@ func run(con *console) error {
 		name string
 		port int
 	}{{"pub", cfg.pubPort}, {"sub", cfg.subPort}} {
-		c, err := startChild(con, s.name, filepath.Join(cfg.bin, s.name), nil,
-			append([]string{"PORT=" + strconv.Itoa(s.port)}, env...), exited)
+		senv := append([]string{"PORT=" + strconv.Itoa(s.port)}, env...)
+		if s.name == "sub" {
+			// One instance and no load balancer: nothing to drain towards,
+			// so Ctrl-C closes sub's connections at once unless asked.
+			for _, v := range []string{"DRAIN_DELAY", "DRAIN_WINDOW"} {
+				if os.Getenv(v) == "" {
+					senv = append(senv, v+"=0s")
+				}
+			}
+		}
+		c, err := startChild(con, s.name, filepath.Join(cfg.bin, s.name), nil, senv, exited)
 		if err != nil {
 			stopChildren(con, kids, nil)
 			return err
