@@ -5,6 +5,14 @@
 #   loadtest/bench.sh           full run (S1 up to 100k subscriptions, 30 s holds)
 #
 # Env: PEERS="oshirase node centrifugo bare" picks peers (and their order).
+# SCENARIOS=s5 runs only the publish API (S5) rows, e.g.
+#   PEERS="oshirase centrifugo" SCENARIOS=s5 loadtest/bench.sh
+# and writes its results to loadtest/results/s5/ instead of results.* and
+# the mode's copy (default: every scenario). PUB_PPROF_PORT=6061 exposes
+# pub's net/http/pprof on 127.0.0.1 for profiling a run. OSHIRASE_BIN=dir
+# takes pub and sub from dir instead of building them (to run an earlier
+# build beside this one, one run each). REDIS_ARGS adds redis-server
+# options (e.g. "--stream-node-max-bytes 512").
 # Builds what it needs (go build, npm ci, go install centrifugo into
 # .cache/bin), starts one redis-server on a free port and every server it
 # measures, stops all of them on exit, and writes loadtest/results/
@@ -25,6 +33,11 @@ BIN="$CACHE/bench"
 RES="$HERE/results"
 TMP="$RES/tmp"
 PEERS=${PEERS:-"oshirase node centrifugo bare"}
+SCENARIOS=${SCENARIOS:-all}
+case "$SCENARIOS" in
+  all | s5) ;;
+  *) echo "SCENARIOS: all or s5, got $SCENARIOS" >&2; exit 2 ;;
+esac
 CENTRIFUGO_VERSION=v6.9.1
 START=$(date +%s)
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -65,7 +78,10 @@ LOAD="$BIN/oshirase-load"
 
 has_peer() { [[ " $PEERS " == *" $1 "* ]]; }
 
-if has_peer oshirase; then
+if has_peer oshirase && [[ -n ${OSHIRASE_BIN:-} ]]; then
+  log "oshirase pub and sub from $OSHIRASE_BIN"
+  cp "$OSHIRASE_BIN/sub" "$BIN/sub"; cp "$OSHIRASE_BIN/pub" "$BIN/pub"
+elif has_peer oshirase; then
   log "building oshirase pub and sub"
   if ! (cd "$ROOT/sub" && go build -o "$BIN/sub.new" . && cd "$ROOT/pub" && go build -o "$BIN/pub.new" .); then
     rm -f "$BIN/sub.new" "$BIN/pub.new"
@@ -93,7 +109,7 @@ fi
 # --- Redis ---------------------------------------------------------------------
 RPORT=$("$LOAD" freeport)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no \
-  --maxclients 1000 --logfile "$TMP/redis.log" &
+  --maxclients 1000 --logfile "$TMP/redis.log" ${REDIS_ARGS:-} &
 PIDS+=($!)
 for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 REDIS="127.0.0.1:$RPORT"
@@ -110,16 +126,17 @@ start_oshirase() {
   local sp pp
   sp=$("$LOAD" freeport); pp=$("$LOAD" freeport)
   # PPROF_PORT=6060 exposes sub's net/http/pprof on 127.0.0.1 for profiling a run.
-  env ${PPROF_PORT:+PPROF_ADDR=127.0.0.1:$PPROF_PORT} PORT=$sp REDIS_URL=$REDIS LOG_LEVEL=warn \
+  # No drain: one instance, no balancer, and a stop between runs should not wait.
+  env ${PPROF_PORT:+PPROF_ADDR=127.0.0.1:$PPROF_PORT} PORT=$sp REDIS_URL=$REDIS LOG_LEVEL=warn DRAIN_DELAY=0s DRAIN_WINDOW=0s \
     "$BIN/sub" 2>>"$TMP/sub.log" &
   SERVER_PID=$!; PIDS+=("$SERVER_PID")
-  PORT=$pp REDIS_URL=$REDIS LOG_LEVEL=warn "$BIN/pub" 2>>"$TMP/pub.log" &
+  env ${PUB_PPROF_PORT:+PPROF_ADDR=127.0.0.1:$PUB_PPROF_PORT} PORT=$pp REDIS_URL=$REDIS LOG_LEVEL=warn "$BIN/pub" 2>>"$TMP/pub.log" &
   PUB_PID=$!; PIDS+=("$PUB_PID")
   wait_http "http://127.0.0.1:$sp/readyz"
   wait_http "http://127.0.0.1:$pp/readyz"
   WS_URL="ws://127.0.0.1:$sp/graphql"
   FLAGS=(-publish redis -codec wire)
-  S5_FLAGS=(-publish mutation -pub-url "http://127.0.0.1:$pp/query" -pub-conc 32)
+  S5_FLAGS=(-publish mutation -pub-url "http://127.0.0.1:$pp/query" -pub-conc 32 -pub-pid "$PUB_PID")
 }
 start_bare() {
   local p; p=$("$LOAD" freeport)
@@ -208,10 +225,14 @@ per_conn_for() { # subscriptions -> subscriptions per connection (server fd limi
   if (( n <= 15000 )); then echo 1; else echo $(( (n + 14999) / 15000 )); fi
 }
 
+if [[ $SCENARIOS == s5 ]]; then
+  S1_SIZES=()
+fi
+
 for peer in $PEERS; do
   log "== $peer"
   # S1: a fresh server per size, so RSS before/after is the subscriptions' own.
-  for n in "${S1_SIZES[@]}"; do
+  for n in ${S1_SIZES[@]+"${S1_SIZES[@]}"}; do
     "start_$peer"
     k=$(per_conn_for "$n")
     extra=()
@@ -231,13 +252,23 @@ for peer in $PEERS; do
   # S4: N tabs of one user; for oshirase also a company-wide notice to N
   # different users (every subscription also reads its company's channel).
   "start_$peer"
-  load "$peer" s4 "${FLAGS[@]}" -subs "$N" -users 1 -phases "$BCAST" || log "$peer S4 failed"
-  if [[ $peer == oshirase ]]; then
+  if [[ $SCENARIOS == all ]]; then
+    load "$peer" s4 "${FLAGS[@]}" -subs "$N" -users 1 -phases "$BCAST" || log "$peer S4 failed"
+  fi
+  if [[ $SCENARIOS == all && $peer == oshirase ]]; then
     load "$peer" s4-company "${FLAGS[@]}" -subs "$N" -users "$N" -phases "company:${BCAST#broadcast:}" || log "$peer S4 company failed"
   fi
   # S5: the publish API flat out, 1000 users listening.
   if (( ${#S5_FLAGS[@]} > 0 )); then
     load "$peer" s5 "${S5_FLAGS[@]}" -subs 1000 -phases "publish:$S5_DUR" || log "$peer S5 failed"
+  fi
+  if [[ $peer == oshirase ]]; then
+    # S5 with an idempotency key on every call (each key new: the bus
+    # records every publish), and through publishBatch, 1,000 notices a
+    # call, 4 calls at once, to 100,000 users of whom 1,000 listen.
+    load "$peer" s5-idem "${S5_FLAGS[@]}" -publish mutation-idem -subs 1000 -phases "publish:$S5_DUR" || log "$peer S5 idem failed"
+    load "$peer" s5-batch "${S5_FLAGS[@]}" -publish mutation-batch -batch 1000 -pub-conc 4 \
+      -subs 1000 -users 100000 -phases "publish:$S5_DUR" || log "$peer S5 batch failed"
   fi
   stop_server
 done
@@ -246,13 +277,19 @@ log "redis-benchmark PUBLISH"
 "$LOAD" redis-bench -port "$RPORT" -n "$([[ $MODE == quick ]] && echo 300000 || echo 2000000)" \
   -out "$TMP/99-redis.json" >/dev/null || log "redis-benchmark failed"
 
-"$LOAD" report -in "$TMP" -out "$RES" -mode "$MODE" \
+OUT=$RES
+if [[ $SCENARIOS == s5 ]]; then OUT=$RES/s5; mkdir -p "$OUT"; fi
+"$LOAD" report -in "$TMP" -out "$OUT" -mode "$MODE" \
   -machine "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)" \
   -fact "redis=$(redis-server --version | awk '{print $3}' | cut -d= -f2)" \
   -fact "go=$(go env GOVERSION)" -fact "node=$(node --version 2>/dev/null || echo none)" \
   -fact "centrifugo=$CENTRIFUGO_VERSION" -fact "load average when the run began=$LOADAVG" -fact "p99 bound for S2=$P99_BOUND" \
   -fact "publishing S2-S4=Redis PUBLISH (oshirase, bare: wire format; node: its channel) or Centrifugo HTTP batch API" \
-  -fact "S5=oshirase pub / Node mutation over keep-alive HTTP, 32 concurrent; Centrifugo /api/publish, 32 concurrent"
+  -fact "S5=oshirase pub / Node mutation over keep-alive HTTP, 32 concurrent (oshirase also with an idempotency key per call, and publishBatch of 1000 notices, 4 concurrent); Centrifugo /api/publish, 32 concurrent"
+if [[ $SCENARIOS == s5 ]]; then
+  log "done in $(( $(date +%s) - START )) s; results in $OUT"
+  exit 0
+fi
 # results.* is always the latest run; a copy per mode keeps the other one.
 mkdir -p "$RES/$MODE"
 cp "$RES/results.json" "$RES/results.md" "$RES/plot.svg" "$RES/$MODE/"

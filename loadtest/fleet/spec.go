@@ -72,11 +72,17 @@ type ConnectSpec struct {
 	JWTSecret  string `json:"jwtSecret"`  // if set, HS256 token per connection (sub = user of its first subscription)
 	ChannelFmt string `json:"channelFmt"` // Centrifugo channel of a user, "%s" is the user
 	TimeoutSec int    `json:"timeoutSec"` // per handshake
+	// Resume: subscriptions select their cursor, the worker keeps each
+	// one's last, and a reconnect resumes after it (proto.ResumeFrame).
+	Resume bool `json:"resume,omitempty"`
+	// Expect (reconnect): notices each subscription should receive; the
+	// worker notes when each has them all.
+	Expect int `json:"expect,omitempty"`
 }
 
 // Command is one line sent to a worker.
 type Command struct {
-	Op      string       `json:"op"` // connect, unready, reset, stats, close
+	Op      string       `json:"op"` // connect, unready, reset, stats, disconnect, reconnect, close
 	Connect *ConnectSpec `json:"connect,omitempty"`
 }
 
@@ -95,7 +101,14 @@ type Reply struct {
 	// unready
 	Unready []int `json:"unready,omitempty"`
 
+	// disconnect: subscriptions holding a cursor to resume after
+	Cursors int `json:"cursors,omitempty"`
+
 	// stats
+	Caught      int64          `json:"caught,omitempty"`     // subscriptions that received Expect notices since the reconnect
+	CaughtLast  int64          `json:"caughtLast,omitempty"` // Unix ns when the last of them did
+	Extra       int64          `json:"extra,omitempty"`      // notices past Expect (duplicates)
+	Retries     int64          `json:"retries,omitempty"`    // reopens of resuming connections the server closed
 	Received    int64          `json:"received,omitempty"`
 	Probes      int64          `json:"probes,omitempty"`
 	SubErrors   int64          `json:"subErrors,omitempty"`

@@ -25,11 +25,28 @@ type Worker struct {
 	kind   proto.Kind
 	first  int // first subscription index held here
 
-	mu    sync.Mutex
-	conns []*conn
+	mu     sync.Mutex
+	conns  []*conn
+	conns0 int // the layout number of conns[0]
 
 	probed  []atomic.Bool // per held subscription
 	closing atomic.Bool
+
+	// Resume (ConnectSpec.Resume): per held subscription, the cursor of
+	// the last notice (written by its connection's reader; read by a
+	// reconnect once the readers have stopped), and the notices received
+	// since the last reconnect.
+	resume     bool
+	cursors    []string
+	counts     []atomic.Int32
+	expect     int32
+	caught     atomic.Int64
+	caughtLast atomic.Int64
+	extra      atomic.Int64
+	// retry reopens a resuming connection the server closed while it
+	// was catching up, as a real client would (set by connect).
+	retry   func(c int) (*conn, error)
+	retries atomic.Int64
 
 	hist        hist.Hist
 	received    atomic.Int64
@@ -47,6 +64,7 @@ type Worker struct {
 type conn struct {
 	ws       *websocket.Conn
 	subFirst int            // global index of its first subscription
+	index    int            // the connection's number in the layout
 	channels map[string]int // Centrifugo: channel -> global subscription index
 }
 
@@ -84,6 +102,28 @@ func (w *Worker) do(cmd Command) Reply {
 		return w.connect(*cmd.Connect)
 	case "unready":
 		return Reply{Unready: w.unready()}
+	case "disconnect":
+		// Close every connection, keeping the cursors for a reconnect.
+		w.closeAll()
+		w.closing.Store(false)
+		n := 0
+		for _, c := range w.cursors {
+			if c != "" {
+				n++
+			}
+		}
+		return Reply{Cursors: n}
+	case "reconnect":
+		if cmd.Connect == nil || !cmd.Connect.Resume || w.cursors == nil {
+			return Reply{Err: "reconnect needs a resuming spec after a connect"}
+		}
+		w.expect = int32(cmd.Connect.Expect)
+		w.counts = make([]atomic.Int32, len(w.cursors))
+		w.caught.Store(0)
+		w.caughtLast.Store(0)
+		w.extra.Store(0)
+		w.retries.Store(0)
+		return w.connect(*cmd.Connect)
 	case "reset":
 		w.hist.Reset()
 		for _, c := range []*atomic.Int64{&w.received, &w.probes, &w.subErrors, &w.unknown, &w.firstRecv, &w.lastRecv} {
@@ -95,7 +135,8 @@ func (w *Worker) do(cmd Command) Reply {
 		w.errMu.Lock()
 		le := w.lastErr
 		w.errMu.Unlock()
-		return Reply{Received: w.received.Load(), Probes: w.probes.Load(), SubErrors: w.subErrors.Load(),
+		return Reply{Caught: w.caught.Load(), CaughtLast: w.caughtLast.Load(), Extra: w.extra.Load(), Retries: w.retries.Load(),
+			Received: w.received.Load(), Probes: w.probes.Load(), SubErrors: w.subErrors.Load(),
 			Disconnects: w.disconnects.Load(), Unknown: w.unknown.Load(), LastRecv: w.lastRecv.Load(),
 			FirstRecv: w.firstRecv.Load(), Hist: &s, FirstError: le}
 	case "close":
@@ -123,12 +164,17 @@ func (w *Worker) connect(spec ConnectSpec) Reply {
 	_, lastSub := spec.SubsOf(spec.ConnLast - 1)
 	w.probed = make([]atomic.Bool, max(lastSub-w.first, 0))
 	w.conns = make([]*conn, spec.ConnLast-spec.ConnFirst)
+	w.conns0 = spec.ConnFirst
+	w.resume = spec.Resume
+	if len(w.cursors) != len(w.probed) {
+		w.cursors = make([]string, len(w.probed))
+	}
 
 	timeout := time.Duration(max(spec.TimeoutSec, 1)) * time.Second
 	dialers := make([]*websocket.Dialer, max(spec.SrcIPs, 1))
 	for i := range dialers {
 		local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i))}
-		nd := &net.Dialer{Timeout: timeout, LocalAddr: local}
+		nd := &net.Dialer{Timeout: timeout, LocalAddr: local, Control: bindNoPort}
 		if spec.SrcIPs <= 0 {
 			nd.LocalAddr = nil
 		}
@@ -144,6 +190,7 @@ func (w *Worker) connect(spec ConnectSpec) Reply {
 		}
 	}
 
+	w.retry = func(c int) (*conn, error) { return w.open(dialers[c%len(dialers)], spec, kind, c, timeout) }
 	start := time.Now()
 	var next atomic.Int64
 	next.Store(int64(spec.ConnFirst))
@@ -221,7 +268,7 @@ func (w *Worker) open(d *websocket.Dialer, spec ConnectSpec, kind proto.Kind, c 
 	if err := waitFor(ws, kind, proto.Ack, 1); err != nil {
 		return fail(fmt.Errorf("ack: %w", err))
 	}
-	cn := &conn{ws: ws, subFirst: first}
+	cn := &conn{ws: ws, subFirst: first, index: c}
 	if kind == proto.Centrifugo {
 		cn.channels = make(map[string]int, last-first)
 	}
@@ -234,7 +281,11 @@ func (w *Worker) open(d *websocket.Dialer, spec ConnectSpec, kind proto.Kind, c 
 		}
 		// GraphQL ids are the global subscription index; Centrifugo command
 		// ids must differ from the connect command's 1.
-		if err := ws.WriteMessage(websocket.TextMessage, proto.SubscribeFrame(kind, s+2, user, ch)); err != nil {
+		frame := proto.SubscribeFrame(kind, s+2, user, ch)
+		if spec.Resume {
+			frame = proto.ResumeFrame(kind, s+2, user, w.cursors[s-w.first])
+		}
+		if err := ws.WriteMessage(websocket.TextMessage, frame); err != nil {
 			return fail(fmt.Errorf("subscribe: %w", err))
 		}
 	}
@@ -252,6 +303,30 @@ func (w *Worker) open(d *websocket.Dialer, spec ConnectSpec, kind proto.Kind, c 
 	w.wg.Add(1)
 	go w.read(cn)
 	return cn, nil
+}
+
+// reopen brings back a resuming connection the server closed during a
+// storm: after its subscriptions' last cursors, retrying for a while.
+func (w *Worker) reopen(c int) {
+	defer w.wg.Done()
+	for try := 0; try < 50 && !w.closing.Load(); try++ {
+		time.Sleep(200 * time.Millisecond)
+		w.retries.Add(1)
+		cn, err := w.retry(c)
+		if err != nil {
+			continue
+		}
+		w.mu.Lock()
+		if i := c - w.conns0; i >= 0 && i < len(w.conns) {
+			w.conns[i] = cn
+		}
+		closing := w.closing.Load()
+		w.mu.Unlock()
+		if closing { // closeAll may have passed it by
+			cn.ws.Close()
+		}
+		return
+	}
 }
 
 // waitFor reads until n events of type want have arrived, answering pings.
@@ -284,6 +359,10 @@ func (w *Worker) read(cn *conn) {
 			if !w.closing.Load() {
 				w.disconnects.Add(1)
 				w.note(fmt.Errorf("disconnect: %w", err))
+				if w.resume && w.expect > 0 {
+					w.wg.Add(1)
+					go w.reopen(cn.index)
+				}
 			}
 			return
 		}
@@ -304,9 +383,27 @@ func (w *Worker) handle(cn *conn, ev proto.Event, now int64) {
 		if w.kind == proto.Centrifugo {
 			s = cn.channels[string(ev.Channel)]
 		}
+		i := s - w.first
+		if w.resume && len(ev.Cursor) > 0 && i >= 0 && i < len(w.cursors) {
+			w.cursors[i] = string(ev.Cursor)
+		}
+		if !probe && w.expect > 0 && i >= 0 && i < len(w.counts) {
+			switch n := w.counts[i].Add(1); {
+			case n == w.expect:
+				w.caught.Add(1)
+				for {
+					l := w.caughtLast.Load()
+					if now <= l || w.caughtLast.CompareAndSwap(l, now) {
+						break
+					}
+				}
+			case n > w.expect:
+				w.extra.Add(1)
+			}
+		}
 		if probe {
 			w.probes.Add(1)
-			if i := s - w.first; i >= 0 && i < len(w.probed) {
+			if i >= 0 && i < len(w.probed) {
 				w.probed[i].Store(true)
 			}
 			return

@@ -59,6 +59,26 @@ func (k Kind) Subprotocol() string {
 // Query is the subscription every GraphQL client sends.
 const Query = `subscription($u: String!) { onNotificationReceived(userName: $u) { id text timestamp } }`
 
+// ResumeQuery is Query with the notice's cursor selected and an after
+// argument: a subscription that resumes after a cursor it was sent.
+const ResumeQuery = `subscription($u: String!, $a: String) { onNotificationReceived(userName: $u, after: $a) { id text timestamp cursor } }`
+
+// ResumeFrame subscribes id to user's notices with ResumeQuery, after the
+// cursor after ("": from now). GraphQL protocols only.
+func ResumeFrame(k Kind, id int, user, after string) []byte {
+	vars := map[string]any{"u": user}
+	if after != "" {
+		vars["a"] = after
+	}
+	typ := "subscribe"
+	if k == LegacyWS {
+		typ = "start"
+	}
+	b, _ := json.Marshal(map[string]any{"id": strconv.Itoa(id), "type": typ,
+		"payload": map[string]any{"query": ResumeQuery, "variables": vars}})
+	return b
+}
+
 // InitFrame is the first frame of a connection. For GraphQL the token, if
 // any, travels in the connection_init payload as Authorization; for
 // Centrifugo it is the connect command's token.
@@ -112,6 +132,7 @@ type Event struct {
 	ID      int    // subscription id (GraphQL) or command id (Centrifugo reply)
 	Channel []byte // Centrifugo push channel
 	Text    []byte // notice text (aliases the input)
+	Cursor  []byte // GraphQL: the notice's cursor, when selected (aliases the input)
 	Raw     []byte // the message (for error reports)
 }
 
@@ -150,7 +171,9 @@ func parseGraphQL(msg []byte) Event {
 	case "next", "data":
 		ev.Type = Data
 		ev.ID = atoi(unquote(TopLevel(msg, "id")))
-		ev.Text = textField(TopLevel(msg, "payload"))
+		payload := TopLevel(msg, "payload")
+		ev.Text = textField(payload)
+		ev.Cursor = stringField(payload, "cursor")
 		if ev.Text == nil {
 			ev.Type = Error // a next without data: a GraphQL error result
 		}
@@ -200,8 +223,12 @@ func parseCentrifugo(msg []byte) Event {
 
 // textField finds the value of the first "text" string inside v. The load
 // tool's texts are plain ASCII, so no unescaping is needed.
-func textField(v []byte) []byte {
-	const key = `"text":`
+func textField(v []byte) []byte { return stringField(v, "text") }
+
+// stringField finds the value of the first string field name inside v
+// (texts and cursors need no unescaping).
+func stringField(v []byte, name string) []byte {
+	key := `"` + name + `":`
 	i := bytes.Index(v, []byte(key))
 	if i < 0 {
 		return nil

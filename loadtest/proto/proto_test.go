@@ -107,3 +107,32 @@ func TestReadTextRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestResumeFrameAndCursor(t *testing.T) {
+	var f struct {
+		ID, Type string
+		Payload  struct {
+			Query     string
+			Variables map[string]string
+		}
+	}
+	if err := json.Unmarshal(proto.ResumeFrame(proto.LegacyWS, 7, "u1", "AQID"), &f); err != nil {
+		t.Fatal(err)
+	}
+	if f.ID != "7" || f.Type != "start" || f.Payload.Query != proto.ResumeQuery || f.Payload.Variables["u"] != "u1" || f.Payload.Variables["a"] != "AQID" {
+		t.Fatalf("resume frame: %+v", f)
+	}
+	f.Payload.Variables = nil
+	if err := json.Unmarshal(proto.ResumeFrame(proto.TransportWS, 8, "u1", ""), &f); err != nil {
+		t.Fatal(err)
+	}
+	if f.Type != "subscribe" || len(f.Payload.Variables) != 1 {
+		t.Fatalf("resume frame without a cursor: %+v", f)
+	}
+	msg := `{"id":"8","type":"next","payload":{"data":{"onNotificationReceived":{"id":"0190","text":"lt:1:1","timestamp":1,"cursor":"AQIE-_x"}}}}`
+	var got []proto.Event
+	proto.Parse(proto.TransportWS, []byte(msg), func(e proto.Event) { got = append(got, e) })
+	if len(got) != 1 || got[0].Type != proto.Data || string(got[0].Cursor) != "AQIE-_x" || string(got[0].Text) != "lt:1:1" {
+		t.Fatalf("%+v", got)
+	}
+}

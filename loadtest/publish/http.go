@@ -8,23 +8,36 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
 // Mutation publishes with sendNotification over keep-alive HTTP, one
-// notice a request, and reports receivedUsers.
+// notice a request, and reports receivedUsers. With idempotency keys each
+// call carries a key of its own (a new publish each time, which makes the
+// bus remember it).
 type Mutation struct {
 	url    string
 	header http.Header
 	client *http.Client
+	idem   string // key prefix; "" for no keys
+	seq    atomic.Int64
 }
 
-const mutation = `mutation($to: String!, $text: String!) { sendNotification(to: $to, text: $text) { receivedUsers } }`
+const (
+	mutation     = `mutation($to: String!, $text: String!) { sendNotification(to: $to, text: $text) { receivedUsers } }`
+	mutationIdem = `mutation($to: String!, $text: String!, $key: String) { sendNotification(to: $to, text: $text, idempotencyKey: $key) { receivedUsers } }`
+)
 
 // NewMutation posts to url (e.g. http://127.0.0.1:8080/query); conns is the
-// size of the keep-alive pool.
-func NewMutation(url string, header http.Header, conns int) *Mutation {
-	return &Mutation{url: url, header: header, client: newClient(conns)}
+// size of the keep-alive pool. idempotent sends every call with a fresh
+// idempotency key.
+func NewMutation(url string, header http.Header, conns int, idempotent bool) *Mutation {
+	m := &Mutation{url: url, header: header, client: newClient(conns)}
+	if idempotent {
+		m.idem = "load-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-"
+	}
+	return m
 }
 
 func newClient(conns int) *http.Client {
@@ -46,8 +59,14 @@ func (m *Mutation) Close() error  { m.client.CloseIdleConnections(); return nil 
 func (m *Mutation) Publish(ctx context.Context, ns []Notice) (int64, int, error) {
 	var total int64
 	for i, n := range ns {
-		body, _ := json.Marshal(map[string]any{"query": mutation,
-			"variables": map[string]any{"to": n.User, "text": n.Text}})
+		var body []byte
+		if m.idem == "" {
+			body, _ = json.Marshal(map[string]any{"query": mutation,
+				"variables": map[string]any{"to": n.User, "text": n.Text}})
+		} else {
+			body, _ = json.Marshal(map[string]any{"query": mutationIdem,
+				"variables": map[string]any{"to": n.User, "text": n.Text, "key": m.idem + strconv.FormatInt(m.seq.Add(1), 10)}})
+		}
 		var out struct {
 			Data struct {
 				SendNotification struct {
@@ -67,6 +86,70 @@ func (m *Mutation) Publish(ctx context.Context, ns []Notice) (int64, int, error)
 		total += out.Data.SendNotification.ReceivedUsers
 	}
 	return total, 0, nil
+}
+
+// BatchMutation publishes with publishBatch, up to batch notices a
+// request, and reports the receivedUsers of all of them.
+type BatchMutation struct {
+	url    string
+	header http.Header
+	client *http.Client
+	batch  int
+}
+
+const batchMutation = `mutation($in: [PublishInput!]!) { publishBatch(inputs: $in) { receivedUsers error { code message } } }`
+
+// NewBatchMutation posts to url; batch is the most notices a request
+// carries (pub's MAX_BATCH at most).
+func NewBatchMutation(url string, header http.Header, conns, batch int) *BatchMutation {
+	return &BatchMutation{url: url, header: header, client: newClient(conns), batch: max(batch, 1)}
+}
+
+func (m *BatchMutation) MaxBatch() int { return m.batch }
+func (m *BatchMutation) Close() error  { m.client.CloseIdleConnections(); return nil }
+
+func (m *BatchMutation) Publish(ctx context.Context, ns []Notice) (int64, int, error) {
+	type input struct {
+		Scope string `json:"scope"`
+		To    string `json:"to"`
+		Text  string `json:"text"`
+	}
+	in := make([]input, len(ns))
+	for i, n := range ns {
+		in[i] = input{Scope: "PERSON", To: n.User, Text: n.Text}
+	}
+	body, _ := json.Marshal(map[string]any{"query": batchMutation, "variables": map[string]any{"in": in}})
+	var out struct {
+		Data struct {
+			PublishBatch []struct {
+				ReceivedUsers int64
+				Error         *struct{ Code, Message string }
+			} `json:"publishBatch"`
+		} `json:"data"`
+		Errors []struct {
+			Message string `json:"message"`
+		} `json:"errors"`
+	}
+	if err := post(ctx, m.client, m.url, m.header, body, &out); err != nil {
+		return 0, len(ns), err
+	}
+	if len(out.Errors) > 0 {
+		return 0, len(ns), fmt.Errorf("publish: graphql: %s", out.Errors[0].Message)
+	}
+	var total int64
+	failed := len(ns) - len(out.Data.PublishBatch)
+	var first error
+	for _, r := range out.Data.PublishBatch {
+		if r.Error != nil {
+			failed++
+			if first == nil {
+				first = fmt.Errorf("publish: %s: %s", r.Error.Code, r.Error.Message)
+			}
+			continue
+		}
+		total += r.ReceivedUsers
+	}
+	return total, failed, first
 }
 
 func post(ctx context.Context, c *http.Client, url string, header http.Header, body []byte, out any) error {

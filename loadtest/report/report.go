@@ -48,6 +48,9 @@ type Run struct {
 	DeliveriesPerSec float64 `json:"deliveriesPerSec,omitempty"`
 	Sustainable      bool    `json:"sustainable,omitempty"`
 	ServerCPU        float64 `json:"serverCPU,omitempty"` // cores busy in the server process
+	RedisCPU         float64 `json:"redisCPU,omitempty"`  // S6: cores Redis used meanwhile
+	RedisCPUSecs     float64 `json:"redisCPUSecs,omitempty"`
+	PubCPUSecs       float64 `json:"pubCPUSecs,omitempty"` // S5: CPU time of the publishing server (oshirase pub)
 
 	P50   float64 `json:"p50ms,omitempty"`
 	P90   float64 `json:"p90ms,omitempty"`
@@ -57,6 +60,31 @@ type Run struct {
 
 	Curve []Point `json:"curve,omitempty"` // latency percentile curve: x = percentile, y = ms
 	Note  string  `json:"note,omitempty"`
+}
+
+// RedisMicrosPerNotice is Redis's CPU time per published notice, in
+// microseconds ("–" where Redis's CPU was not measured).
+func (r Run) RedisMicrosPerNotice() string {
+	if r.RedisCPUSecs <= 0 || r.Published <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f", r.RedisCPUSecs*1e6/float64(r.Published))
+}
+
+// PubMicrosPerNotice is the publishing server's CPU time per published
+// notice, in microseconds ("–" where it was not measured).
+func (r Run) PubMicrosPerNotice() string {
+	if r.PubCPUSecs <= 0 || r.Published <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f", r.PubCPUSecs*1e6/float64(r.Published))
+}
+
+func redisCores(r Run) string {
+	if r.RedisCPUSecs <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", r.RedisCPU)
 }
 
 // SetLatency fills the percentiles and the curve from h (nanoseconds).
@@ -281,9 +309,10 @@ func (r *Results) Details() string {
 					x.ConnectSecs, num(x.ConnectRate), float64(x.RSSBefore)/(1<<20), float64(x.RSSAfter)/(1<<20), kib(x.MemPerSub), kib(x.MemPerConn), x.ConnectErrors, x.Note)
 			}
 		case "S5":
-			b.WriteString("| peer | how | publishes/s | p50 / p99 ms per call | errors | note |\n|---|---|---|---|---|---|\n")
+			b.WriteString("| peer | how | publishes/s | p50 / p99 ms per call | Redis CPU cores | Redis µs per notice | pub µs per notice | errors | note |\n|---|---|---|---|---|---|---|---|---|\n")
 			for _, x := range runs {
-				fmt.Fprintf(&b, "| %s | %s | %s | %s / %s | %d | %s |\n", x.Peer, x.Label, num(x.SentRate), ms(x.P50), ms(x.P99), x.Errors, x.Note)
+				fmt.Fprintf(&b, "| %s | %s | %s | %s / %s | %s | %s | %s | %d | %s |\n", x.Peer, x.Label, num(x.SentRate), ms(x.P50), ms(x.P99),
+					redisCores(x), x.RedisMicrosPerNotice(), x.PubMicrosPerNotice(), x.Errors, x.Note)
 			}
 		default:
 			b.WriteString("| peer | run | subs | offered/s | sent/s | delivered | lost | deliveries/s | p50 | p90 | p99 | max ms | to all ms | server CPU | ok | errors / disc. |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")

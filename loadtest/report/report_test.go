@@ -50,9 +50,30 @@ func TestSummary(t *testing.T) {
 		"| bare | 6.8 KiB",
 		"Raw Redis `PUBLISH` on the same server (redis-benchmark): 1.20M/s.",
 		"### S2 personal throughput",
+		"| oshirase | mutation | 8.0k | 0 / 0 | – | – | – | 0 |  |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+// S5 shows Redis's CPU and its cost per notice, and pub's, where they
+// were measured.
+func TestPublishRedisCPU(t *testing.T) {
+	r := &report.Results{Runs: []report.Run{
+		{Peer: "redis-x3", Scenario: "S5", Label: "bus", SentRate: 20000, Published: 200000, RedisCPU: 0.75, RedisCPUSecs: 7.5},
+		{Peer: "redis-x1", Scenario: "S5", Label: "bus", SentRate: 20000, Published: 200000},
+		{Peer: "oshirase", Scenario: "S5", Label: "mutation-batch", SentRate: 40000, Published: 400000, RedisCPU: 0.8, RedisCPUSecs: 8, PubCPUSecs: 6},
+	}}
+	md := r.Details()
+	for _, want := range []string{
+		"| redis-x3 | bus | 20k | 0 / 0 | 0.75 | 37.5 | – | 0 |  |",
+		"| redis-x1 | bus | 20k | 0 / 0 | – | – | – | 0 |  |",
+		"| oshirase | mutation-batch | 40k | 0 / 0 | 0.80 | 20.0 | 15.0 | 0 |  |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("details lack %q:\n%s", want, md)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 //	broadcast:COUNT               S4: COUNT single notices to user 0
 //	company:COUNT                 S4: COUNT company-wide notices, to every subscription of every user
 //	publish:DUR                   S5: publish as fast as possible for DUR
+//	storm:BEHIND                  S6: all disconnect, BEHIND notices per user, all reconnect after their cursors
 type Phase struct {
 	Kind   string
 	Rates  []float64
@@ -65,6 +66,13 @@ func ParsePhases(s string) ([]Phase, error) {
 			}
 			if f[0] == "fixed" && len(p.Rates) != 1 {
 				return nil, bad("fixed takes one rate")
+			}
+		case "storm":
+			if len(f) < 2 {
+				return nil, bad("want storm:BEHIND")
+			}
+			if p.Count, err = strconv.Atoi(f[1]); err != nil || p.Count <= 0 {
+				return nil, bad("bad count")
 			}
 		case "broadcast", "company":
 			p.Count = 1

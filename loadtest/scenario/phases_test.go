@@ -33,3 +33,15 @@ func TestParsePhasesRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestParseStorm(t *testing.T) {
+	ps, err := scenario.ParsePhases("idle,storm:50")
+	if err != nil || len(ps) != 2 || ps[1].Kind != "storm" || ps[1].Count != 50 {
+		t.Fatalf("%+v %v", ps, err)
+	}
+	for _, bad := range []string{"storm", "storm:0", "storm:x"} {
+		if _, err := scenario.ParsePhases(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -27,10 +27,19 @@ type Config struct {
 	PerWorker int               // connections per worker process; default 15000
 	Exe       string            // binary to run workers with ("worker" mode)
 	ServerPID int               // process whose RSS and CPU are measured; 0: none
+	ExtraPIDs []int             // more of them (sub instances behind a load balancer): RSS and CPU summed
+	PubPID    int               // S5: the publishing server (oshirase pub), whose CPU is measured; 0: none
 
 	Pub     publish.Publisher // measured notices
 	PubConc int               // concurrent publish calls; default 8
 	Probe   publish.Publisher // readiness probes; nil: the subscribe reply is enough
+
+	// RedisCPU answers Redis's CPU time so far (INFO cpu: used_cpu_sys +
+	// used_cpu_user, seconds); nil: not measured.
+	RedisCPU func() (float64, error)
+	// OnStorm, if set, is called as the storm's reconnects start (to
+	// profile the server); the storm calls what it returns before it ends.
+	OnStorm func() (wait func())
 
 	ReadyTimeout time.Duration // default 60 s
 	P99Bound     time.Duration // sustainable if p99 stays under it; default 250 ms
@@ -86,16 +95,31 @@ func (r *Runner) rss() int64 {
 	if r.cfg.ServerPID == 0 {
 		return 0
 	}
-	v, _ := sysinfo.RSS(r.cfg.ServerPID)
-	return v
+	return SumRSS(append([]int{r.cfg.ServerPID}, r.cfg.ExtraPIDs...))
+}
+
+// SumRSS is the resident memory of every process in pids (0s skipped).
+func SumRSS(pids []int) int64 {
+	var sum int64
+	for _, pid := range pids {
+		if pid != 0 {
+			v, _ := sysinfo.RSS(pid)
+			sum += v
+		}
+	}
+	return sum
 }
 
 func (r *Runner) cpu() int64 {
 	if r.cfg.ServerPID == 0 {
 		return 0
 	}
-	v, _ := sysinfo.CPUTicks(r.cfg.ServerPID)
-	return v
+	var sum int64
+	for _, pid := range append([]int{r.cfg.ServerPID}, r.cfg.ExtraPIDs...) {
+		v, _ := sysinfo.CPUTicks(pid)
+		sum += v
+	}
+	return sum
 }
 
 // Connect opens every subscription, waits until all are live, lets the
@@ -432,12 +456,28 @@ func (r *Runner) PublishMax(ctx context.Context, how string, dur time.Duration) 
 	if err := r.reset(); err != nil {
 		return run, err
 	}
+	redis0, rerr := r.redisCPU()
+	pub0, perr := sysinfo.CPUTicks(r.cfg.PubPID)
+	cpu0, t0 := r.cpu(), time.Now()
 	pctx, cancel := context.WithTimeout(ctx, dur)
 	defer cancel()
 	st := publish.Drive(pctx, r.cfg.Pub, rate.New(time.Now(), 0, 0), r.cfg.PubConc,
 		func(i int64) string { return l.User(int(i % int64(max(l.Users, 1)))) },
 		func(i int64, now time.Time) string { return proto.Text(now, i) })
 	run.Published, run.SentRate, run.Errors = st.Sent, st.Rate(), st.Failed
+	secs := max(time.Since(t0).Seconds(), 1e-3)
+	if redis1, err := r.redisCPU(); err == nil && rerr == nil && r.cfg.RedisCPU != nil {
+		// Redis's CPU per notice: what a shard spends to count, record and
+		// send one (with the subscribers listening at the time)
+		run.RedisCPUSecs = redis1 - redis0
+		run.RedisCPU = run.RedisCPUSecs / secs
+	}
+	if r.cfg.ServerPID != 0 {
+		run.ServerCPU = float64(r.cpu()-cpu0) / 100 / secs
+	}
+	if pub1, err := sysinfo.CPUTicks(r.cfg.PubPID); r.cfg.PubPID != 0 && err == nil && perr == nil {
+		run.PubCPUSecs = float64(pub1-pub0) / 100
+	}
 	run.P50 = float64(st.CallLat.Quantile(0.5)) / 1e6
 	run.P99 = float64(st.CallLat.Quantile(0.99)) / 1e6
 	run.Max = float64(st.CallLat.Max()) / 1e6
@@ -455,6 +495,6 @@ func (r *Runner) PublishMax(ctx context.Context, how string, dur time.Duration) 
 			run.Drops = max(expected-t.received, 0)
 		}
 	}
-	r.cfg.Log.Info("phase", "peer", r.cfg.Peer, "scenario", "S5", "how", how, "publishes/s", int(run.SentRate), "errors", run.Errors)
+	r.cfg.Log.Info("phase", "peer", r.cfg.Peer, "scenario", "S5", "how", how, "publishes/s", int(run.SentRate), "errors", run.Errors, "redis_cpu_cores", run.RedisCPU)
 	return run, nil
 }

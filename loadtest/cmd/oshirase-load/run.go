@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/oshirase/oshirase/loadtest/fleet"
 	"github.com/oshirase/oshirase/loadtest/publish"
 	"github.com/oshirase/oshirase/loadtest/report"
@@ -39,21 +41,31 @@ func runCmd(ctx context.Context, log *slog.Logger, args []string) error {
 		jwtSecret  = fs.String("jwt-secret", "", "sign an HS256 token per connection with this secret")
 		channelFmt = fs.String("channel-fmt", "personal:#%s", "Centrifugo channel of a user")
 		serverPID  = fs.Int("server-pid", 0, "server process to measure (default: whoever listens on the URL's port)")
-		pubMode    = fs.String("publish", "redis", "mutation, redis or centrifugo")
-		pubURL     = fs.String("pub-url", "http://127.0.0.1:8080/query", "GraphQL endpoint for -publish mutation")
+		pubPID     = fs.Int("pub-pid", 0, "S5: the publishing server's process (oshirase pub), whose CPU per notice is reported beside Redis's")
+		serverPIDs = fs.String("server-pids", "", "comma-separated server processes whose RSS and CPU are summed (several sub instances behind a load balancer); overrides -server-pid")
+		pubMode    = fs.String("publish", "redis", "mutation, mutation-idem (a fresh idempotency key per call), mutation-batch (publishBatch, -batch notices a call), bus (the publish script, from this process), bus-batch (the bus's PublishBatch, -batch notices a call, as publishBatch runs it), redis or centrifugo")
+		pubURL     = fs.String("pub-url", "http://127.0.0.1:8080/query", "GraphQL endpoint for -publish mutation*")
 		pubHeader  = fs.String("pub-header", "", "extra header for publish requests, 'Name: value'")
 		redisURL   = fs.String("redis", "127.0.0.1:6379", "Redis for -publish redis and probes")
+		clusterArg = fs.String("redis-cluster", "", "-publish bus: comma-separated seed nodes of a Redis Cluster to publish to instead of -redis (needs -probe publisher or none); Redis CPU is then summed over every node")
 		codec      = fs.String("codec", "wire", "Redis contract: wire (oshirase, bare) or node")
 		tenant     = fs.String("tenant", "default", "tenant of the wire channels")
 		centAPI    = fs.String("centrifugo-api", "http://127.0.0.1:8000/api", "Centrifugo server API")
 		centKey    = fs.String("centrifugo-key", "", "Centrifugo API key")
 		pubConc    = fs.Int("pub-conc", 8, "concurrent publish calls")
-		batch      = fs.Int("batch", 64, "notices per Redis pipeline / Centrifugo batch")
+		batch      = fs.Int("batch", 64, "notices per Redis pipeline / Centrifugo batch / publishBatch call")
 		probeMode  = fs.String("probe", "redis", "how to probe readiness: redis, publisher or none")
 		phases     = fs.String("phases", "idle", "phases, see scenario.ParsePhases")
 		p99Bound   = fs.Duration("p99-bound", 250*time.Millisecond, "S2: a rate is sustainable while p99 stays under this")
 		readyWait  = fs.Duration("ready-timeout", 60*time.Second, "longest wait for all subscriptions to be live")
 		out        = fs.String("out", "", "write this run's results (JSON) here")
+		resume     = fs.Bool("resume", false, "select each notice's cursor and resume after the last one on a reconnect (storm)")
+		histSize   = fs.Int("history-size", 100, "-publish bus: HISTORY_SIZE, as sub runs with")
+		histTTL    = fs.Duration("history-ttl", 24*time.Hour, "-publish bus: HISTORY_TTL, as sub runs with")
+		stormWait  = fs.Duration("storm-timeout", 2*time.Minute, "longest wait for a storm's subscriptions to catch up")
+		stormProf  = fs.String("storm-profile", "", "a pprof CPU profile URL of the server to fetch as the storm starts")
+		stormPOut  = fs.String("storm-profile-out", "storm.pprof", "where the storm's profile goes")
+		stormPSecs = fs.Int("storm-profile-secs", 10, "seconds of the storm's profile")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -62,13 +74,37 @@ func runCmd(ctx context.Context, log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, u := range []string{*wsURL, *pubURL, *centAPI, *redisURL} {
+	var cluster []string
+	if *clusterArg != "" {
+		for _, a := range strings.Split(*clusterArg, ",") {
+			cluster = append(cluster, strings.TrimSpace(a))
+		}
+		if !strings.HasPrefix(*pubMode, "bus") || *probeMode == "redis" {
+			return fmt.Errorf("-redis-cluster needs -publish bus or bus-batch and -probe publisher or none (sub subscribes with SSUBSCRIBE there, which a plain PUBLISH does not reach)")
+		}
+	}
+	for _, u := range append([]string{*wsURL, *pubURL, *centAPI, *redisURL, *stormProf}, cluster...) {
+		if u == "" {
+			continue
+		}
 		if err := loopbackOnly(u); err != nil {
 			return err
 		}
 	}
 	if *users <= 0 {
 		*users = *subs
+	}
+	var extraPIDs []int
+	if *serverPIDs != "" {
+		var pids []int
+		for _, f := range strings.Split(*serverPIDs, ",") {
+			pid, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || pid <= 0 {
+				return fmt.Errorf("-server-pids: %q is not a process id", f)
+			}
+			pids = append(pids, pid)
+		}
+		*serverPID, extraPIDs = pids[0], pids[1:]
 	}
 	if *serverPID == 0 && *subs > 0 {
 		if u, err := url.Parse(*wsURL); err == nil {
@@ -97,11 +133,28 @@ func runCmd(ctx context.Context, log *slog.Logger, args []string) error {
 		defer rdb.Close()
 	}
 	var pub publish.Publisher
+	var info redis.UniversalClient // for Redis's CPU time
+	if rdb != nil {
+		info = rdb.Client()
+	}
 	switch *pubMode {
 	case "redis":
 		pub = rdb
+	case "bus", "bus-batch":
+		bp, err := publish.NewBus(*redisURL, cluster, *tenant, *histSize, *histTTL, *pubConc+4)
+		if err != nil {
+			return err
+		}
+		if *pubMode == "bus-batch" {
+			bp.Batched(*batch)
+		}
+		pub, info = bp, bp.Client()
 	case "mutation":
-		pub = publish.NewMutation(*pubURL, header, *pubConc)
+		pub = publish.NewMutation(*pubURL, header, *pubConc, false)
+	case "mutation-idem":
+		pub = publish.NewMutation(*pubURL, header, *pubConc, true)
+	case "mutation-batch":
+		pub = publish.NewBatchMutation(*pubURL, header, *pubConc, *batch)
 	case "centrifugo":
 		pub = publish.NewCentrifugo(*centAPI, *centKey, *channelFmt, *pubConc, *batch)
 	default:
@@ -124,11 +177,26 @@ func runCmd(ctx context.Context, log *slog.Logger, args []string) error {
 		Spec: fleet.ConnectSpec{
 			Layout: fleet.Layout{Subs: *subs, Users: *users, SubsPerConn: max(*perConn, 1), UserPrefix: *prefix},
 			URL:    *wsURL, Proto: *protoName, SrcIPs: *srcIPs, Parallel: *parallel,
-			JWTSecret: *jwtSecret, ChannelFmt: *channelFmt, TimeoutSec: 15,
+			JWTSecret: *jwtSecret, ChannelFmt: *channelFmt, TimeoutSec: 15, Resume: *resume,
 		},
-		PerWorker: *perWorker, Exe: exe, ServerPID: *serverPID,
+		PerWorker: *perWorker, Exe: exe, ServerPID: *serverPID, ExtraPIDs: extraPIDs, PubPID: *pubPID,
 		Pub: pub, PubConc: *pubConc, Probe: probe,
 		ReadyTimeout: *readyWait, P99Bound: *p99Bound, Log: log,
+	}
+	if info != nil {
+		cfg.RedisCPU = func() (float64, error) { return redisCPU(ctx, info) }
+	}
+	if *stormProf != "" {
+		cfg.OnStorm = func() (wait func()) {
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				if err := fetchTo(fmt.Sprintf("%s?seconds=%d", *stormProf, *stormPSecs), *stormPOut); err != nil {
+					log.Warn("storm profile", "err", err)
+				}
+			}()
+			return func() { <-done }
+		}
 	}
 	r, err := scenario.New(cfg)
 	if err != nil {
@@ -154,7 +222,7 @@ func runCmd(ctx context.Context, log *slog.Logger, args []string) error {
 		switch ph.Kind {
 		case "idle":
 			time.Sleep(ph.Settle)
-			s1.RSSAfter = rssOf(*serverPID)
+			s1.RSSAfter = scenario.SumRSS(append([]int{*serverPID}, extraPIDs...))
 			if *serverPID != 0 && s1.Subs > 0 {
 				s1.MemPerSub = float64(s1.RSSAfter-s1.RSSBefore) / float64(s1.Subs)
 				s1.MemPerConn = float64(s1.RSSAfter-s1.RSSBefore) / float64(max(s1.Conns, 1))
@@ -178,6 +246,12 @@ func runCmd(ctx context.Context, log *slog.Logger, args []string) error {
 				return err
 			}
 			runs = []report.Run{run}
+		case "storm":
+			run, err := r.Storm(ctx, ph.Count, *stormWait)
+			if err != nil {
+				return err
+			}
+			runs = []report.Run{run}
 		case "publish":
 			run, err := r.PublishMax(ctx, *pubMode, ph.Dur)
 			if err != nil {
@@ -191,14 +265,6 @@ func runCmd(ctx context.Context, log *slog.Logger, args []string) error {
 		}
 	}
 	return save()
-}
-
-func rssOf(pid int) int64 {
-	if pid == 0 {
-		return 0
-	}
-	v, _ := sysinfo.RSS(pid)
-	return v
 }
 
 // loopbackOnly refuses any target outside 127.0.0.0/8 (and ::1): this tool

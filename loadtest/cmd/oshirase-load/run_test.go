@@ -14,3 +14,13 @@ func TestLoopbackOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRedisCPU(t *testing.T) {
+	info := "# CPU\r\nused_cpu_sys:1.250000\r\nused_cpu_user:2.500000\r\nused_cpu_sys_children:9.0\r\n"
+	if got, err := parseRedisCPU(info); err != nil || got != 3.75 {
+		t.Fatalf("got %v, %v; want 3.75", got, err)
+	}
+	if _, err := parseRedisCPU("# CPU\r\nused_cpu_sys:1\r\n"); err == nil {
+		t.Fatal("a missing used_cpu_user was accepted")
+	}
+}
