@@ -5,10 +5,12 @@ import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
 import { OperationTypeNode } from 'graphql';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
+import { resumeAfterLastCursor } from './resume.mjs';
 
+// `cursor` and `$after`: a reconnect resumes after the last notice (resume.mjs).
 const ON_NOTIFICATION = gql`
-  subscription OnNotification($userName: String!) {
-    onNotificationReceived(userName: $userName) { id text timestamp scope }
+  subscription OnNotification($userName: String!, $after: String) {
+    onNotificationReceived(userName: $userName, after: $after) { id text timestamp scope cursor }
   }
 `;
 
@@ -21,24 +23,27 @@ const SEND_NOTIFICATION = gql`
 // pubUrl: e.g. http://localhost:8080/query; subUrl: e.g. ws://localhost:8081/graphql
 // token: with AUTH_MODE=jwt, the signed-in user's JWT; sub reads it from
 // connection_init's payload (connectionParams).
-export function createNotificationsClient({ pubUrl, subUrl, token }) {
+// wsOptions: more graphql-ws options, e.g. { retryAttempts: Infinity }.
+export function createNotificationsClient({ pubUrl, subUrl, token, wsOptions }) {
   const connectionParams = token ? { Authorization: `Bearer ${token}` } : undefined;
+  const wsClient = createClient({ url: subUrl, webSocketImpl: WebSocket, connectionParams, ...wsOptions });
   return new ApolloClient({
     link: ApolloLink.split(
       ({ operationType }) => operationType === OperationTypeNode.SUBSCRIPTION,
-      new GraphQLWsLink(createClient({ url: subUrl, webSocketImpl: WebSocket, connectionParams })),
+      new GraphQLWsLink(resumeAfterLastCursor(wsClient)),
       new HttpLink({ uri: pubUrl }),
     ),
     cache: new InMemoryCache(),
   });
 }
 
-// Calls onNotice({ id, text, timestamp, scope }) for every notice to userName
-// (scope: PERSON, STORE, COMPANY or PUBLIC — whom it was sent to).
+// Calls onNotice({ id, text, timestamp, scope, cursor }) for every notice to
+// userName (scope: PERSON, STORE, COMPANY or PUBLIC — whom it was sent to),
+// from after the cursor after on (the list's newest edge's), or from now.
 // Returns a function that ends the subscription.
-export function subscribeToNotices(client, userName, onNotice, onError = console.error) {
+export function subscribeToNotices(client, userName, onNotice, onError = console.error, after = null) {
   const subscription = client
-    .subscribe({ query: ON_NOTIFICATION, variables: { userName } })
+    .subscribe({ query: ON_NOTIFICATION, variables: { userName, after } })
     .subscribe({
       next: ({ data, error }) => (error ? onError(error) : onNotice(data.onNotificationReceived)),
       error: onError,

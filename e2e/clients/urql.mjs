@@ -3,10 +3,12 @@
 import { Client, fetchExchange, gql, subscriptionExchange } from '@urql/core';
 import { createClient as createWSClient } from 'graphql-ws';
 import WebSocket from 'ws';
+import { resumeAfterLastCursor } from './resume.mjs';
 
+// `cursor` and `$after`: a reconnect resumes after the last notice (resume.mjs).
 const ON_NOTIFICATION = gql`
-  subscription OnNotification($userName: String!) {
-    onNotificationReceived(userName: $userName) { id text timestamp scope }
+  subscription OnNotification($userName: String!, $after: String) {
+    onNotificationReceived(userName: $userName, after: $after) { id text timestamp scope cursor }
   }
 `;
 
@@ -17,8 +19,9 @@ const SEND_NOTIFICATION = gql`
 `;
 
 // pubUrl: e.g. http://localhost:8080/query; subUrl: e.g. ws://localhost:8081/graphql
-export function createNotificationsClient({ pubUrl, subUrl }) {
-  const wsClient = createWSClient({ url: subUrl, webSocketImpl: WebSocket });
+// wsOptions: more graphql-ws options, e.g. { retryAttempts: Infinity }.
+export function createNotificationsClient({ pubUrl, subUrl, wsOptions }) {
+  const wsClient = resumeAfterLastCursor(createWSClient({ url: subUrl, webSocketImpl: WebSocket, ...wsOptions }));
   return new Client({
     url: pubUrl,
     exchanges: [
@@ -38,12 +41,13 @@ export function createNotificationsClient({ pubUrl, subUrl }) {
   });
 }
 
-// Calls onNotice({ id, text, timestamp, scope }) for every notice to userName
-// (scope: PERSON, STORE, COMPANY or PUBLIC — whom it was sent to).
+// Calls onNotice({ id, text, timestamp, scope, cursor }) for every notice to
+// userName (scope: PERSON, STORE, COMPANY or PUBLIC — whom it was sent to),
+// from after the cursor after on (the list's newest edge's), or from now.
 // Returns a function that ends the subscription.
-export function subscribeToNotices(client, userName, onNotice, onError = console.error) {
+export function subscribeToNotices(client, userName, onNotice, onError = console.error, after = null) {
   const { unsubscribe } = client
-    .subscription(ON_NOTIFICATION, { userName })
+    .subscription(ON_NOTIFICATION, { userName, after })
     .subscribe(({ data, error }) => (error ? onError(error) : onNotice(data.onNotificationReceived)));
   return unsubscribe;
 }

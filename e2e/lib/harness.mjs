@@ -4,7 +4,7 @@
 // are only reached over HTTP/WebSocket, as a user or a backend would.
 
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +23,9 @@ export const isProbe = (text) => typeof text === 'string' && text.startsWith(PRO
 const SEND_MUTATION = `mutation Send($to: String!, $text: String!) {
   sendNotification(to: $to, text: $text) { receivedUsers id }
 }`;
+
+// sub's drain switched off (see startStack).
+const NO_DRAIN = { DRAIN_DELAY: '0s', DRAIN_WINDOW: '0s' };
 
 // Every child of this process, so that an exit for any reason kills them.
 const children = new Set();
@@ -157,6 +160,14 @@ class Service {
     return status;
   }
 
+  /** SIGKILL, as a crash: no drain, nothing cleaned up. */
+  async kill() {
+    if (!this.child) return null;
+    this.stopping = true;
+    if (this.running) this.child.kill('SIGKILL');
+    return this.exited;
+  }
+
   logTail(lines = 20) {
     return this.tail.slice(-lines).map((l) => `    [${this.name}] ${l}`).join('\n');
   }
@@ -187,7 +198,9 @@ export async function startStack({ name = `stack-${process.pid}`, pubEnv = {}, s
     // COUNT_TTL=10m puts sub's periodic count refresh (every COUNT_TTL/3)
     // far beyond any wait here, so waitForSubscribers sees counts written
     // when a subscription starts or ends, never the refresh covering for them.
-    stack.sub = new Service('sub', path.join(BIN_DIR, 'sub'), [], { PORT: String(subPort), REDIS_URL: redisUrl, COUNT_TTL: '10m', ...subEnv }, logDir);
+    // DRAIN_DELAY/DRAIN_WINDOW 0s: SIGTERM closes every connection at once,
+    // unless a test asks for a drain.
+    stack.sub = new Service('sub', path.join(BIN_DIR, 'sub'), [], { PORT: String(subPort), REDIS_URL: redisUrl, COUNT_TTL: '10m', ...NO_DRAIN, ...subEnv }, logDir);
     stack.pubUrl = `http://127.0.0.1:${pubPort}`;
     stack.subUrl = `http://127.0.0.1:${subPort}`;
     stack.subWsUrl = `ws://127.0.0.1:${subPort}/graphql`;
@@ -279,12 +292,58 @@ class Stack {
     this.extraSubs ??= [];
     const port = await freePort();
     const service = new Service(`sub${this.extraSubs.length + 2}`, path.join(BIN_DIR, 'sub'), [],
-      { PORT: String(port), REDIS_URL: this.redisUrl, ...this.subEnv, ...env }, this.logDir);
+      { PORT: String(port), REDIS_URL: this.redisUrl, ...NO_DRAIN, ...this.subEnv, ...env }, this.logDir);
     this.extraSubs.push(service);
     service.start();
     const url = `http://127.0.0.1:${port}`;
     await this.waitReady(service, url);
     return { service, url, wsUrl: `ws://127.0.0.1:${port}/graphql` };
+  }
+
+  /**
+   * Starts a real nginx (Debian's package) in front of the sub instances
+   * at urls (http://127.0.0.1:port), proxying with deploy/nginx/sub.conf as
+   * docker-compose.cluster.yml does; the stack stops it with the rest.
+   * Returns { url, wsUrl }.
+   */
+  async startNginx(urls) {
+    const port = await freePort();
+    const dir = path.join(this.logDir, 'nginx');
+    mkdirSync(path.join(dir, 'tmp'), { recursive: true });
+    const upstreams = urls.map((u) => `        server ${new URL(u).host} max_fails=1 fail_timeout=10s;`).join('\n');
+    writeFileSync(path.join(dir, 'nginx.conf'), `# written by e2e/lib/harness.mjs
+master_process off;
+daemon off;
+worker_processes 1;
+error_log stderr notice;
+pid nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path tmp/body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+    map $http_upgrade $connection_upgrade { default upgrade; '' close; }
+    upstream sub {
+        least_conn;
+${upstreams}
+    }
+    server {
+        listen 127.0.0.1:${port};
+        include ${path.resolve(E2E_DIR, '..', 'deploy', 'nginx', 'sub.conf')};
+    }
+}
+`);
+    const bin = existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx';
+    this.nginx = new Service('nginx', bin, ['-p', `${dir}/`, '-c', path.join(dir, 'nginx.conf'), '-e', 'stderr'], {}, this.logDir);
+    this.nginx.start();
+    await waitUntil(async () => {
+      if (this.nginx.unexpectedExit) throw new Error(`nginx exited: ${JSON.stringify(this.nginx.unexpectedExit)}\n${this.nginx.logTail()}`);
+      return tcpOpen(port);
+    }, { describe: () => `nginx on port ${port}` });
+    return { url: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/graphql` };
   }
 
   /** Stops sub (SIGTERM) and starts it again on the same port. */
@@ -298,18 +357,29 @@ class Stack {
 
   /** Services that died while nobody was stopping them. */
   unexpectedExits() {
-    return [this.redis, this.pub, this.sub, ...(this.extraSubs ?? [])]
+    return [this.redis, this.pub, this.sub, ...(this.extraSubs ?? []), this.nginx]
       .filter((s) => s?.unexpectedExit)
       .map((s) => `${s.name} exited unexpectedly: ${JSON.stringify(s.unexpectedExit)}\n${s.logTail()}`);
   }
 
   async stop() {
     const problems = this.unexpectedExits();
-    for (const service of [this.sub, ...(this.extraSubs ?? []), this.pub, this.redis]) {
+    for (const service of [this.nginx, this.sub, ...(this.extraSubs ?? []), this.pub, this.redis]) {
       if (service) await service.stop();
     }
     return problems;
   }
+}
+
+/** True when something accepts TCP connections on 127.0.0.1:port. */
+function tcpOpen(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const done = (ok) => { socket.destroy(); resolve(ok); };
+    socket.setTimeout(500, () => done(false));
+    socket.on('error', () => done(false));
+    socket.on('connect', () => done(true));
+  });
 }
 
 /** True when a Redis server answers PING on 127.0.0.1:port. */

@@ -1,17 +1,25 @@
 // A deploy: sub instance A gets SIGTERM while a second instance B runs (a load
 // balancer would send reconnects there; here each client's url function
-// does). Every client must come back by itself and resubscribe on B: A closes
-// each WebSocket with 1001 and ends each SSE stream, and never completes a
-// subscription the client did not end — a completed subscription is finished
-// for graphql-ws and graphql-sse, which then do not resubscribe it.
+// does; 66-load-balancer.test.mjs runs the same behind a real nginx). A
+// drains: /readyz answers 503 "draining" at once, and after DRAIN_DELAY it
+// closes each WebSocket with 1001 and ends each SSE stream, spread over
+// DRAIN_WINDOW. Every client must come back by itself and resubscribe on B;
+// A never completes a subscription the client did not end — a completed
+// subscription is finished for graphql-ws and graphql-sse, which then do not
+// resubscribe it.
 import { before, after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createNotificationsClient } from '../clients/graphql-ws.mjs';
 import { createNotificationsClient as createSSEClient } from '../clients/graphql-sse.mjs';
-import { Inbox, describeErrors, uniqueUser, useStack } from '../lib/harness.mjs';
+import { Inbox, describeErrors, uniqueUser, useStack, waitUntil } from '../lib/harness.mjs';
 import { assertFreshNotice } from '../lib/expect.mjs';
 
-const stack = useStack({ before, after }, { name: 'deploy' });
+const DRAIN_DELAY_MS = 1000;
+const DRAIN_WINDOW_MS = 2000;
+const stack = useStack({ before, after }, {
+  name: 'deploy',
+  subEnv: { DRAIN_DELAY: `${DRAIN_DELAY_MS}ms`, DRAIN_WINDOW: `${DRAIN_WINDOW_MS}ms`, SHUTDOWN_TIMEOUT: '10s' },
+});
 
 const ON_NOTIFICATION = `subscription($userName: String!) {
   onNotificationReceived(userName: $userName) { id text timestamp scope }
@@ -35,7 +43,7 @@ test('on SIGTERM every graphql-ws and graphql-sse client resubscribes on another
         ? createSSEClient(url, { retryAttempts: 10 })
         : createNotificationsClient(url, {
           retryAttempts: 10,
-          on: { closed: (event) => c.closes.push(`${event.code} ${event.reason}`) },
+          on: { closed: (event) => { c.closes.push(`${event.code} ${event.reason}`); c.closedAt ??= Date.now(); } },
         });
       c.client.subscribe({ query: ON_NOTIFICATION, variables: { userName: user } }, {
         next: ({ data, errors }) => (errors ? c.errors.push(errors) : c.inbox.push(data.onNotificationReceived)),
@@ -51,8 +59,22 @@ test('on SIGTERM every graphql-ws and graphql-sse client resubscribes on another
     for (const c of clients) assertFreshNotice(await c.inbox.waitForText('before the deploy'), { text: 'before the deploy', id: first.id });
 
     target = b.wsUrl;
-    const exit = await stack.sub.stop();
+    const signalled = Date.now();
+    const stopped = stack.sub.stop(15_000);
+    await waitUntil(async () => {
+      try {
+        const res = await fetch(`${stack.subUrl}/readyz`);
+        return res.status === 503 && (await res.text()).includes('draining');
+      } catch { return false; }
+    }, { timeout: 3_000, describe: () => 'A to answer /readyz 503 "draining" at once' });
+    const exit = await stopped;
     assert.equal(exit.code, 0, `A should exit 0 on SIGTERM, got ${JSON.stringify(exit)}`);
+    // Closed after DRAIN_DELAY, not all at once: six WebSockets among nine
+    // connections closed one by one over DRAIN_WINDOW span at least a third of it.
+    const closedAt = clients.filter((c) => !c.sse).map((c) => c.closedAt - signalled).sort((x, y) => x - y);
+    t.diagnostic(`WebSocket closes, ms after SIGTERM: ${JSON.stringify(closedAt)}`);
+    assert.ok(closedAt[0] >= DRAIN_DELAY_MS * 0.9, `first close ${closedAt[0]} ms after SIGTERM, before DRAIN_DELAY`);
+    assert.ok(closedAt.at(-1) - closedAt[0] >= DRAIN_WINDOW_MS / 3, `closes ${JSON.stringify(closedAt)} ms not spread over DRAIN_WINDOW`);
 
     // All N back, on B only (A removed its counts when it stopped).
     await stack.waitForSubscribers(user, N, { timeout: 30_000 });
