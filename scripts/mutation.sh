@@ -6,6 +6,11 @@
 #   ./scripts/mutation.sh bus sub/internal/hub only those
 #   MUTATION_OUT=dir                           where the JSON reports go
 #                                              (default .cache/mutation)
+#   MUTATION_FILES="shard.go slot.go"          mutate only these files of the
+#                                              package (one package named)
+#   TOPOLOGY=single|cluster|sentinel           bus: run its tests on one Redis
+#                                              topology (passed through to
+#                                              go test; unset: all three)
 #
 # The score of a package is killed / (killed + lived + not covered): a
 # mutant no test of the package runs counts as not killed. Timed-out and
@@ -32,10 +37,17 @@ declare -A flags=(
   [service/auth]="--exclude-files ^authtest/"
   [sub/internal/cursor]=""
   [sub/internal/hub]=""
-  [sub/internal/transport]=""
+  # the protocol layer: framing (frame.go), the two subprotocols' message
+  # rules (tws.go, legacy.go), the WebSocket session (ws.go) and SSE
+  # (sse.go); not the write engine, the server's config, resume
+  [sub/internal/transport]="--exclude-files ^(conn|transport|resume|operation|write_unix|write_other)\.go$"
 )
 order=(wire bus service/auth sub/internal/cursor sub/internal/hub sub/internal/transport)
 if (($# > 0)); then order=("$@"); fi
+files=${MUTATION_FILES:-}
+if [[ -n $files && ${#order[@]} -ne 1 ]]; then
+  echo "mutation: MUTATION_FILES needs exactly one package" >&2; exit 2
+fi
 
 stage=$(mktemp -d "${TMPDIR:-/tmp}/mutation.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
@@ -61,13 +73,35 @@ for pkg in "${order[@]}"; do
   sub=${sub#/}
   stage_module "$mod"
   report="$out/${pkg//\//_}.json"
-  echo "=== mutation: $pkg"
+  extra=()
+  label=$pkg
+  if [[ -n $files ]]; then
+    # Exclude every other non-test Go file of the package's directory
+    # (gremlins matches paths relative to it; RE2 has no negation).
+    others=()
+    for f in "$pkg"/*.go; do
+      f=${f##*/}
+      [[ $f == *_test.go ]] && continue
+      [[ " $files " == *" $f "* ]] || others+=("${f%.go}")
+    done
+    for f in $files; do
+      [[ -f $pkg/$f ]] || { echo "mutation: no file $pkg/$f" >&2; exit 2; }
+    done
+    if ((${#others[@]} > 0)); then
+      extra=(--exclude-files "^($(IFS='|'; echo "${others[*]}"))\.go$")
+    fi
+    label="$pkg ($files)"
+    tag=${files// /+}
+    report="$out/${pkg//\//_}_${tag//.go/}.json"
+  fi
+  [[ -n ${TOPOLOGY:-} ]] && label="$label TOPOLOGY=$TOPOLOGY"
+  echo "=== mutation: $label"
   start=$SECONDS
   # shellcheck disable=SC2086 # flags are word lists
   (cd "$stage/$mod" && GOWORK=off $GREMLINS unleash --workers 1 --test-cpu 0 \
-      --output "$report" ${flags[$pkg]} "./$sub") || status=1
+      --output "$report" ${flags[$pkg]} "${extra[@]}" "./$sub") || status=1
   took=$((SECONDS - start))
-  line=$(jq -r --arg pkg "$pkg" --arg took "$took" '
+  line=$(jq -r --arg pkg "$label" --arg took "$took" '
     [.files[].mutations[].status] as $s
     | ($s | map(select(. == "KILLED")) | length) as $k
     | ($s | map(select(. == "LIVED")) | length) as $l
