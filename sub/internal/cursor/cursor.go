@@ -137,11 +137,12 @@ func Encode(chs []wire.Channel, c Cursor) string {
 		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int { return Kind(chs[a]) - Kind(chs[b]) })
-	b := make([]byte, 0, base64.RawURLEncoding.DecodedLen(MaxLen)) // the longest cursor Decode reads
-	at := len(chs) // no notice of its own
+	// at: the place of the cursor's own notice; len(chs): none.
+	at := len(chs)
 	if c.At >= 0 {
 		at = slices.Index(order, c.At)
 	}
+	b := make([]byte, 0, base64.RawURLEncoding.DecodedLen(MaxLen)) // the longest cursor Decode reads
 	b = append(b, version, byte(at), byte(len(chs)))
 	for _, i := range order {
 		ch := chs[i]
