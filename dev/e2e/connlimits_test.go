@@ -251,18 +251,21 @@ func TestPublishRate(t *testing.T) {
 	expectNotice(t, c, "two")
 	// Two more with one token left: refused whole.
 	checkRefusal(t, postJSON(t, pub.URL+"/query", strings.ReplaceAll(two, `"one"`, `"three"`), key...), http.StatusTooManyRequests, "RATE_LIMITED")
+	// A publishBatch takes a token per notice: two is one too many.
+	const batch = `mutation { publishBatch(inputs: [{scope: PERSON, to: "carol", text: "b1"}, {scope: PERSON, to: "carol", text: "b2"}]) { id } }`
+	checkRefusal(t, postJSON(t, pub.URL+"/query", batch, key...), http.StatusTooManyRequests, "RATE_LIMITED")
 	if _, err := publishAs(t, pub, "acme-key-0123456789", map[string]any{"scope": "PERSON", "to": "carol", "text": "last token"}); err != nil {
 		t.Fatal(err)
 	}
-	expectNotice(t, c, "last token") // "three" was never published
+	expectNotice(t, c, "last token") // neither "three" nor the batch was published
 	checkRefusal(t, postJSON(t, pub.URL+"/query", `mutation { sendNotification(to: "carol", text: "over") { id } }`, key...), http.StatusTooManyRequests, "RATE_LIMITED")
 	// Another key of the same tenant has its own bucket.
 	if _, err := publishAs(t, pub, "acme-other-0123456789", map[string]any{"scope": "PERSON", "to": "carol", "text": "other key"}); err != nil {
 		t.Fatal(err)
 	}
 	expectNotice(t, c, "other key")
-	if got := metric(t, pub, "oshirase_pub_rate_limited_total"); got != 2 {
-		t.Fatalf("oshirase_pub_rate_limited_total = %d, want 2", got)
+	if got := metric(t, pub, "oshirase_pub_rate_limited_total"); got != 3 {
+		t.Fatalf("oshirase_pub_rate_limited_total = %d, want 3", got)
 	}
 	expectLogged(t, pub, "publish_rate")
 }

@@ -149,16 +149,24 @@ func TestPublishBatchOfEveryScope(t *testing.T) {
 	}
 	expectSilence(t, outsider, 10*time.Millisecond)
 
-	// One more than MAX_BATCH: refused whole, nothing published.
-	over := make([]map[string]any, 1001)
-	for i := range over {
-		over[i] = map[string]any{"scope": "PERSON", "to": "u0", "text": "over"}
+	// One more than MAX_BATCH: refused whole, nothing published — also
+	// when some of its inputs are refused on their own (another tenant):
+	// every input the caller sent counts.
+	for _, refused := range []int{0, 10} {
+		over := make([]map[string]any, 1001)
+		for i := range over {
+			over[i] = map[string]any{"scope": "PERSON", "to": "u0", "text": "over"}
+			if i < refused {
+				over[i]["tenant"] = "globex"
+			}
+		}
+		res, r = publishBatch(t, s.pub, acmeKey, over)
+		if r.Status != http.StatusOK || len(r.Errors) != 1 || r.Errors[0].Extensions["code"] != "BAD_USER_INPUT" || res != nil {
+			t.Fatalf("a batch over MAX_BATCH, %d inputs refused on their own: HTTP %d, %+v, %d results", refused, r.Status, r.Errors, len(res))
+		}
+		expectSilence(t, users[0], 200*time.Millisecond)
+		expectSilence(t, outsider, 10*time.Millisecond)
 	}
-	res, r = publishBatch(t, s.pub, acmeKey, over)
-	if r.Status != http.StatusOK || len(r.Errors) != 1 || r.Errors[0].Extensions["code"] != "BAD_USER_INPUT" || res != nil {
-		t.Fatalf("a batch over MAX_BATCH: HTTP %d, %+v, %d results", r.Status, r.Errors, len(res))
-	}
-	expectSilence(t, users[0], 200*time.Millisecond)
 }
 
 func sendIdempotent(pub *harness.Service, timeout time.Duration, to, text, key string) (batchResult, error) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oshirase/oshirase/dev/gqlws"
 	"github.com/oshirase/oshirase/dev/harness"
 )
 
@@ -215,5 +216,34 @@ func TestRecentListWithHistoryOff(t *testing.T) {
 	p, code = listNotifications(t, sub2, "", "bob", 10, nil)
 	if code != "" || len(p.Edges) != 1 || p.Edges[0].Node.Text != "kept" || p.Edges[0].Node.Scope != "PERSON" {
 		t.Fatalf("history on: %+v %q", p, code)
+	}
+}
+
+// A page load with nothing to list yet: the first page's startCursor still
+// says where the read stood, and a subscription after it gets, once each,
+// what was published in between — on each protocol.
+func TestEmptyListThenSubscribeMissesNothing(t *testing.T) {
+	s := jwtStack(t)
+	bob := userToken(t, "bob", "acme", "s1")
+	p, code := listNotifications(t, s.sub, bob, "bob", 20, nil)
+	if code != "" || len(p.Edges) != 0 || p.PageInfo.StartCursor == nil {
+		t.Fatalf("the empty list: %+v %s, want no edges and a startCursor", p, code)
+	}
+	var want []string
+	for i, in := range []map[string]any{{"scope": "PERSON", "to": "bob"}, {"scope": "STORE", "to": "s1"}, {"scope": "COMPANY"}, {"scope": "PERSON", "to": "bob"}} {
+		in["text"] = fmt.Sprintf("%v-%d", in["scope"], i)
+		if _, err := publishAs(t, s.pub, "acme-key-0123456789", in); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, in["text"].(string))
+	}
+	for _, proto := range []string{gqlws.TransportWS, gqlws.LegacyWS, "sse"} {
+		st := openResume(t, s.sub, proto, bob, "bob", *p.PageInfo.StartCursor)
+		var got []string
+		for range want {
+			got = append(got, st.next(t, nil).text)
+		}
+		checkScopesInOrder(t, got, want)
+		st.close()
 	}
 }

@@ -423,17 +423,22 @@ func (m *rmember) read(st *rstream, lifetime time.Duration, final bool) bool {
 }
 
 // reload is a page load: the list read to its end, oldest first, takes
-// the place of what m held; then m subscribes after its newest edge.
+// the place of what m held; then m subscribes after the first page's
+// startCursor (its newest edge's cursor, or where the read stood when
+// nothing was listed yet).
 func (m *rmember) reload() bool {
 	m.reloads++
 	m.note("reloads the page: reads the list")
 	var edges []listEdge
-	var after *string
+	var after, start *string
 	for {
 		p, err := m.listPage(after)
 		if err != nil {
 			m.failf("reading the list: %v", err)
 			return false
+		}
+		if after == nil {
+			start = p.PageInfo.StartCursor
 		}
 		edges = append(edges, p.Edges...)
 		if !p.PageInfo.HasNextPage {
@@ -448,9 +453,15 @@ func (m *rmember) reload() bool {
 			return false
 		}
 	}
-	if len(edges) > 0 && m.last != edges[0].Cursor {
-		m.failf("the list's newest edge is not its first")
+	switch {
+	case start == nil:
+		m.failf("the list's first page has no startCursor")
 		return false
+	case len(edges) > 0 && (m.last != edges[0].Cursor || *start != m.last):
+		m.failf("the list's newest edge is not its first, or not its startCursor")
+		return false
+	case len(edges) == 0:
+		m.last = *start // nothing listed yet: subscribe after where the read stood
 	}
 	return true
 }

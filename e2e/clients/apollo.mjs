@@ -39,7 +39,7 @@ export function createNotificationsClient({ pubUrl, subUrl, token, wsOptions }) 
 
 // Calls onNotice({ id, text, timestamp, scope, cursor }) for every notice to
 // userName (scope: PERSON, STORE, COMPANY or PUBLIC — whom it was sent to),
-// from after the cursor after on (the list's newest edge's), or from now.
+// from after the cursor after on (the list's pageInfo.startCursor), or from now.
 // Returns a function that ends the subscription.
 export function subscribeToNotices(client, userName, onNotice, onError = console.error, after = null) {
   const subscription = client

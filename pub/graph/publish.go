@@ -74,6 +74,9 @@ func (r *mutationResolver) publishBatch(ctx context.Context, inputs []*model.Pub
 	if err != nil {
 		return nil, err
 	}
+	if err := r.Publisher.CheckBatch(len(inputs)); err != nil {
+		return nil, err
+	}
 	out := make([]*model.PublishResult, len(inputs))
 	ns := make([]publisher.Notice, 0, len(inputs))
 	index := make([]int, 0, len(inputs)) // ns[j] is inputs[index[j]]

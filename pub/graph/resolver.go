@@ -18,6 +18,9 @@ import (
 type Publisher interface {
 	Publish(ctx context.Context, credential string, n publisher.Notice) (received int, msg *wire.Message, err error)
 	PublishBatch(ctx context.Context, credential string, ns []publisher.Notice) ([]publisher.Result, error)
+	// CheckBatch refuses a batch of n inputs, all of them counted, over
+	// the most one call takes.
+	CheckBatch(n int) error
 }
 
 // Resolver holds the resolvers' dependencies. The caller's identity is in

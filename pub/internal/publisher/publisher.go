@@ -114,6 +114,16 @@ func (p *Publisher) Publish(ctx context.Context, credential string, n Notice) (i
 	return res[0].Received, res[0].Msg, res[0].Err
 }
 
+// CheckBatch refuses a batch of n inputs over MaxBatch, counting every
+// input the caller sent (one refused for access too): the whole call
+// fails, nothing is published.
+func (p *Publisher) CheckBatch(n int) error {
+	if n > p.cfg.MaxBatch {
+		return fmt.Errorf("%w: a batch takes at most %d notices (MAX_BATCH), got %d: split it", ErrInvalid, p.cfg.MaxBatch, n)
+	}
+	return nil
+}
+
 // PublishBatch publishes up to MaxBatch notices in one round trip to
 // Redis and answers one Result per notice, in order: a notice that is
 // refused (bad input, a reused idempotency key) or not taken by Redis in
@@ -121,8 +131,8 @@ func (p *Publisher) Publish(ctx context.Context, credential string, n Notice) (i
 // key, a token's subject); only a digest of it reaches Redis, in the
 // idempotency keys, so that two callers' keys never meet.
 func (p *Publisher) PublishBatch(ctx context.Context, credential string, ns []Notice) ([]Result, error) {
-	if len(ns) > p.cfg.MaxBatch {
-		return nil, fmt.Errorf("%w: a batch takes at most %d notices (MAX_BATCH), got %d: split it", ErrInvalid, p.cfg.MaxBatch, len(ns))
+	if err := p.CheckBatch(len(ns)); err != nil {
+		return nil, err
 	}
 	out := make([]Result, len(ns))
 	notices := make([]bus.Notice, 0, len(ns))

@@ -133,7 +133,8 @@ func (*Throttle) ExtensionName() string { return "PublishRate" }
 func (*Throttle) Validate(graphql.ExecutableSchema) error { return nil }
 
 // MutateOperationContext takes one token per publish of a mutation (its
-// root fields after @skip/@include), all or none, before anything runs.
+// root fields after @skip/@include, each input of a publishBatch), all or
+// none, before anything runs.
 func (t *Throttle) MutateOperationContext(ctx context.Context, op *graphql.OperationContext) *gqlerror.Error {
 	tk, _ := ctx.Value(ticketKey{}).(*ticket)
 	if tk == nil || op.Operation == nil || op.Operation.Operation != ast.Mutation {
@@ -141,9 +142,7 @@ func (t *Throttle) MutateOperationContext(ctx context.Context, op *graphql.Opera
 	}
 	n := 0
 	for _, f := range graphql.CollectFields(op, op.Operation.SelectionSet, []string{"Mutation"}) {
-		if !strings.HasPrefix(f.Name, "__") {
-			n++
-		}
+		n += publishes(f, op.Variables)
 	}
 	if n == 0 {
 		return nil
@@ -166,6 +165,23 @@ func (t *Throttle) MutateOperationContext(ctx context.Context, op *graphql.Opera
 	}
 	e.Extensions = map[string]any{"code": errkind.CodeRateLimited}
 	return e
+}
+
+// publishes is how many notices root field f publishes: each input of a
+// publishBatch (a single object where the list is expected is one, as
+// GraphQL's input coercion makes it), one for any other mutation field,
+// none for __typename. An inputs variable that is missing or not a list is
+// one: validation refuses it before anything runs.
+func publishes(f graphql.CollectedField, vars map[string]any) int {
+	switch {
+	case strings.HasPrefix(f.Name, "__"):
+		return 0
+	case f.Name == "publishBatch":
+		if inputs, ok := f.ArgumentMap(vars)["inputs"].([]any); ok {
+			return len(inputs)
+		}
+	}
+	return 1
 }
 
 // String describes the limit for the start log.

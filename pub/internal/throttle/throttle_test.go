@@ -18,23 +18,29 @@ import (
 
 var schema = gqlparser.MustLoadSchema(&ast.Source{Input: `
 type Query { ok: Boolean }
-type Mutation { publish(text: String): Boolean }`})
+type Mutation { publish(text: String): Boolean publishBatch(inputs: [String!]!): Boolean }`})
 
-func operation(t *testing.T, query string) *graphql.OperationContext {
+func operation(t *testing.T, query string, vars map[string]any) *graphql.OperationContext {
 	t.Helper()
 	doc, errs := gqlparser.LoadQuery(schema, query)
 	if errs != nil {
 		t.Fatal(errs)
 	}
-	return &graphql.OperationContext{RawQuery: query, Doc: doc, Operation: doc.Operations[0], Variables: map[string]any{}}
+	return &graphql.OperationContext{RawQuery: query, Doc: doc, Operation: doc.Operations[0], Variables: vars}
 }
 
 // take runs the extension for query under key and returns the error code
 // ("" when allowed) and the ticket's wait.
 func take(t *testing.T, th *Throttle, key, query string) (string, time.Duration) {
 	t.Helper()
+	return takeWith(t, th, key, query, map[string]any{})
+}
+
+// takeWith is take with the request's variables.
+func takeWith(t *testing.T, th *Throttle, key, query string, vars map[string]any) (string, time.Duration) {
+	t.Helper()
 	tk := &ticket{key: key}
-	err := th.MutateOperationContext(context.WithValue(context.Background(), ticketKey{}, tk), operation(t, query))
+	err := th.MutateOperationContext(context.WithValue(context.Background(), ticketKey{}, tk), operation(t, query, vars))
 	if err == nil {
 		return "", tk.retry
 	}
@@ -69,6 +75,34 @@ func TestTokensPerPublish(t *testing.T) {
 	}
 	if th.Refused() != 2 {
 		t.Fatalf("refused %d, want 2", th.Refused())
+	}
+}
+
+// A publishBatch takes a token per input, written in the document or
+// sent as a variable; a single input where the list is expected is one.
+func TestBatchTakesATokenPerInput(t *testing.T) {
+	th := New(Config{Rate: 0.01, Burst: 5})
+	const batch = `mutation($in: [String!]!) { publishBatch(inputs: $in) }`
+	if code, _ := take(t, th, "a", `mutation { publishBatch(inputs: ["1", "2", "3"]) }`); code != "" {
+		t.Fatalf("3 of 5: %s", code)
+	}
+	if code, retry := takeWith(t, th, "a", batch, map[string]any{"in": []any{"4", "5", "6"}}); code != errkind.CodeRateLimited || retry <= 0 {
+		t.Fatalf("3 more with 2 left: code %q retry %s, want RATE_LIMITED with a wait", code, retry)
+	}
+	if code, _ := takeWith(t, th, "a", batch, map[string]any{"in": "4"}); code != "" {
+		t.Fatalf("one input, coerced to a list, with 2 left: %s", code)
+	}
+	if code, _ := take(t, th, "a", `mutation { x: publish(text: "1") y: publishBatch(inputs: []) }`); code != "" {
+		t.Fatalf("one publish and an empty batch with 1 left: %s", code)
+	}
+	if code, _ := take(t, th, "a", `mutation { publish(text: "1") }`); code != errkind.CodeRateLimited {
+		t.Fatalf("none left: %q", code)
+	}
+	if code, _ := take(t, th, "b", `mutation { publishBatch(inputs: "5") }`); code != "" {
+		t.Fatalf("one input written where the list is: %s", code)
+	}
+	if code, retry := takeWith(t, th, "c", batch, map[string]any{"in": []any{"1", "2", "3", "4", "5", "6"}}); code != errkind.CodeRateLimited || retry != time.Second {
+		t.Fatalf("6 inputs over a burst of 5: %q %s", code, retry)
 	}
 }
 

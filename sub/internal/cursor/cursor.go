@@ -14,7 +14,8 @@
 // Across channels, notices are ordered by (stream id, channel kind): a
 // total order every reader of the same histories agrees on (Before).
 //
-// The text form is base64url (no padding) of: a version byte, "at", the
+// The text form is base64url (no padding) of: a version byte, "at" (the
+// number of channels when the cursor was made for no notice), the
 // number of channels, then per channel its kind, a short hash of its full
 // name, its epoch and its stream id (two uvarints), and a 4-byte checksum.
 // The hash binds the cursor to the audience: another user's or tenant's
@@ -63,7 +64,9 @@ type Cursor struct {
 	// Pos holds one position per channel, in the order of the channels it
 	// was made or decoded with.
 	Pos []bus.Position
-	// At is the index of the channel of the notice the cursor was made for.
+	// At is the index of the channel of the notice the cursor was made for,
+	// or -1 for a cursor made for no notice (an empty first page's
+	// startCursor): then every position is a notice seen.
 	At int
 }
 
@@ -134,8 +137,13 @@ func Encode(chs []wire.Channel, c Cursor) string {
 		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int { return Kind(chs[a]) - Kind(chs[b]) })
+	// at: the place of the cursor's own notice; len(chs): none.
+	at := len(chs)
+	if c.At >= 0 {
+		at = slices.Index(order, c.At)
+	}
 	b := make([]byte, 0, base64.RawURLEncoding.DecodedLen(MaxLen)) // the longest cursor Decode reads
-	b = append(b, version, byte(slices.Index(order, c.At)), byte(len(chs)))
+	b = append(b, version, byte(at), byte(len(chs)))
 	for _, i := range order {
 		ch := chs[i]
 		h := channelHash(ch)
@@ -177,7 +185,7 @@ func Decode(s string, chs []wire.Channel) (Cursor, error) {
 		return Cursor{}, ErrMalformed
 	}
 	at, n := int(body[1]), int(body[2])
-	if n == 0 || n > maxChannels || at >= n {
+	if n == 0 || n > maxChannels || at > n { // at == n: no notice of its own
 		return Cursor{}, ErrMalformed
 	}
 	entries := make([]entry, 0, n)

@@ -94,7 +94,7 @@ func TestDecodeRefusesBadFieldsWithAValidChecksum(t *testing.T) {
 		t.Fatalf("re-summed cursor: %v", err)
 	}
 	for name, edit := range map[string]func([]byte) []byte{
-		"at past the last channel": func(b []byte) []byte { b[1] = b[2]; return b },
+		"at past the last channel": func(b []byte) []byte { b[1] = b[2] + 1; return b },
 		"at far out":               func(b []byte) []byte { b[1] = 200; return b },
 		"no channels":              func(b []byte) []byte { return b[:3] },
 		"version 2":                func(b []byte) []byte { b[0] = 2; return b },

@@ -89,12 +89,22 @@ func (l *Lister) List(ctx context.Context, chs []wire.Channel, first *int, after
 		n = min(*first, l.cfg.MaxFirst)
 	}
 	before := make([]bus.Position, len(chs))
+	var heads []bus.Position
 	if after != nil {
 		c, err := cursor.Decode(*after, chs)
 		if err != nil {
 			return nil, err
 		}
 		before = c.Older()
+	} else {
+		// The first page is where a page load subscribes from: its newest
+		// cursor must hold, per channel, exactly what this read saw.
+		// Heads first: a notice published between the two reads is then
+		// in the list, never behind the cursor unseen.
+		var err error
+		if heads, err = l.cfg.History.Head(ctx, chs); err != nil {
+			return nil, fmt.Errorf("recent: %w", err)
+		}
 	}
 	// One more than asked per channel: the merge then knows whether any
 	// notice follows the page.
@@ -117,7 +127,8 @@ func (l *Lister) List(ctx context.Context, chs []wire.Channel, first *int, after
 		return 1
 	})
 	conn := &Connection{Edges: make([]*Edge, 0, min(n, len(items))), PageInfo: &PageInfo{HasNextPage: len(items) > n}}
-	for _, it := range items[:min(n, len(items))] {
+	seen := seenUpTo(heads, pages)
+	for k, it := range items[:min(n, len(items))] {
 		msg, err := wire.Decode(it.entry.Payload)
 		if err != nil {
 			// Not oshirase's (someone else wrote to the stream): skipped,
@@ -125,12 +136,49 @@ func (l *Lister) List(ctx context.Context, chs []wire.Channel, first *int, after
 			l.log.Warn("skipping a malformed notice in the history", "channel", chs[it.ch], "id", it.entry.Pos.ID, "err", err)
 			continue
 		}
-		c := cursor.Encode(chs, cursor.At(chs, epochs, it.ch, it.entry.Pos.ID))
+		at := cursor.At(chs, epochs, it.ch, it.entry.Pos.ID)
+		if k == 0 && seen != nil {
+			// The newest notice of the first page: every channel's
+			// position is what the read saw of it, not a bound from this
+			// notice's id — a notice published on another channel in the
+			// same millisecond (or, on a cluster, by a shard whose clock
+			// is behind) can have an id at or before this one's.
+			at = cursor.Cursor{Pos: seen, At: it.ch}
+		}
+		c := cursor.Encode(chs, at)
 		conn.Edges = append(conn.Edges, &Edge{Cursor: c, Node: &model.Notice{Message: msg, Cursor: c}})
 	}
-	if len(conn.Edges) > 0 {
+	switch {
+	case len(conn.Edges) > 0:
 		conn.PageInfo.StartCursor = &conn.Edges[0].Cursor
 		conn.PageInfo.EndCursor = &conn.Edges[len(conn.Edges)-1].Cursor
+	case seen != nil:
+		// Nothing to list yet: startCursor still says where the read
+		// stood, so that a subscription after it misses nothing
+		// published since.
+		c := cursor.Encode(chs, cursor.Cursor{Pos: seen, At: -1})
+		conn.PageInfo.StartCursor = &c
 	}
 	return conn, nil
+}
+
+// seenUpTo is, per channel, the position up to which a first page's read
+// saw its history: the newest notice the page read of it, or, where it
+// read none, the head read just before. It is nil when there are no heads
+// (a later page) or no histories (HISTORY_SIZE=0).
+func seenUpTo(heads []bus.Position, pages []bus.Page) []bus.Position {
+	if heads == nil {
+		return nil
+	}
+	seen := make([]bus.Position, len(heads))
+	for i, p := range pages {
+		seen[i] = heads[i]
+		if len(p.Entries) > 0 {
+			seen[i] = bus.Position{Epoch: p.Epoch, ID: p.Entries[0].Pos.ID}
+		}
+		if seen[i].Epoch == "" {
+			return nil
+		}
+	}
+	return seen
 }

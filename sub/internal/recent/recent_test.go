@@ -245,3 +245,76 @@ func TestListWithHistoryOff(t *testing.T) {
 		t.Fatalf("history off: %+v", c)
 	}
 }
+
+// resumed reads what a subscription after cursor s would replay: every
+// notice after its positions, per channel.
+func resumed(t *testing.T, b *bus.Redis, chs []wire.Channel, s string) []string {
+	t.Helper()
+	c, err := cursor.Decode(s, chs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := b.Since(context.Background(), chs, c.Pos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, entries := range all {
+		for _, e := range entries {
+			m, _ := wire.Decode(e.Payload)
+			out = append(out, m.Text)
+		}
+	}
+	return out
+}
+
+// A page load lists, then subscribes after the first page's startCursor:
+// whatever is published after the list read is replayed, nothing listed
+// is. With nothing to list yet, startCursor is still there. A notice
+// published right after the read on a channel ordered before the newest
+// notice's (the person channel, after a public notice) often shares its
+// millisecond, and a stream id at or before the newest notice's: the
+// cursor still leaves it to the subscription.
+func TestFirstPageStartCursorMissesNothingPublishedAfter(t *testing.T) {
+	f := setup(t, 1000)
+	chs := audience("acme", "bob", "s1")
+	empty := list(t, f.lister, chs, 5, nil)
+	if len(empty.Edges) != 0 || empty.PageInfo.StartCursor == nil {
+		t.Fatalf("empty first page: %d edges, startCursor %v", len(empty.Edges), empty.PageInfo.StartCursor)
+	}
+	publishAll(t, f.bus, chs, 8)
+	if got := resumed(t, f.bus, chs, *empty.PageInfo.StartCursor); len(got) != 8 {
+		t.Fatalf("after the empty page's startCursor: %d notices, want the 8 published since", len(got))
+	}
+	if again := list(t, f.lister, chs, 5, empty.PageInfo.StartCursor); len(again.Edges) != 0 {
+		t.Fatalf("older than the empty page's startCursor: %d notices", len(again.Edges))
+	}
+
+	person, public := chs[0], chs[2]
+	sameMS := 0
+	for i := range 200 {
+		m, _ := wire.NewMessage(fmt.Sprint("public ", i), wire.ScopePublic, time.Now())
+		payload, _ := m.Encode()
+		pubID, err := f.bus.Publish(context.Background(), public, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page := list(t, f.lister, chs, 1, nil)
+		m, _ = wire.NewMessage(fmt.Sprint("person ", i), wire.ScopePerson, time.Now())
+		payload, _ = m.Encode()
+		personID, err := f.bus.Publish(context.Background(), person, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if personID.Pos.ID.Compare(pubID.Pos.ID) <= 0 {
+			sameMS++
+		}
+		if page.Edges[0].Node.Text != fmt.Sprint("public ", i) || page.PageInfo.StartCursor == nil || *page.PageInfo.StartCursor != page.Edges[0].Cursor {
+			t.Fatalf("round %d: newest edge %q, startCursor %v", i, page.Edges[0].Node.Text, page.PageInfo.StartCursor)
+		}
+		if got := resumed(t, f.bus, chs, *page.PageInfo.StartCursor); !slices.Equal(got, []string{m.Text}) {
+			t.Fatalf("round %d: after the newest edge: %q, want only %q (its id %v, the public notice's %v)", i, got, m.Text, personID.Pos.ID, pubID.Pos.ID)
+		}
+	}
+	t.Logf("%d of 200 person notices had an id at or before the listed public notice's", sameMS)
+}
