@@ -272,3 +272,36 @@ func TestIdempotentPublish(t *testing.T) {
 	}
 	expectSilence(t, c, 300*time.Millisecond)
 }
+
+// The default MAX_BODY_BYTES (1 MiB) takes a publishBatch of MAX_BATCH
+// (1,000) notices of 900 bytes each, as the README says; a batch whose
+// body is over it is answered 413 REQUEST_TOO_LARGE, and nothing of it is
+// published.
+func TestDefaultBodyLimitTakesAFullBatch(t *testing.T) {
+	r := harness.StartRedis(t)
+	pub := harness.StartPub(t, r, "AUTH_MODE=jwt", "JWT_SECRET="+jwtSecret, "ALLOWED_ORIGINS="+frontend, "PUBLISHER_API_KEYS=acme-key-0123456789:acme")
+	batch := func(textBytes int) []map[string]any {
+		in := make([]map[string]any, 1000)
+		for i := range in {
+			text := fmt.Sprintf("%04d ", i) + strings.Repeat("x", textBytes-5)
+			in[i] = map[string]any{"scope": "PERSON", "to": fmt.Sprint("u", i%7), "text": text}
+		}
+		return in
+	}
+	res, resp := publishBatch(t, pub, "acme-key-0123456789", batch(900))
+	if resp.Status != http.StatusOK || len(resp.Errors) != 0 || len(res) != 1000 {
+		t.Fatalf("1,000 notices of 900 bytes: HTTP %d, %+v, %d results", resp.Status, resp.Errors, len(res))
+	}
+	for i, got := range res {
+		if got.Error != nil || got.ID == nil {
+			t.Fatalf("notice %d: %+v", i, got)
+		}
+	}
+	res, resp = publishBatch(t, pub, "acme-key-0123456789", batch(1100))
+	if resp.Status != http.StatusRequestEntityTooLarge || len(resp.Errors) != 1 || resp.Errors[0].Extensions["code"] != "REQUEST_TOO_LARGE" || res != nil {
+		t.Fatalf("1,000 notices of 1,100 bytes (over 1 MiB): HTTP %d, %+v, %d results", resp.Status, resp.Errors, len(res))
+	}
+	if got := metric(t, pub, "oshirase_pub_published_total"); got != 1000 {
+		t.Fatalf("oshirase_pub_published_total = %d, want the first batch's 1,000 only", got)
+	}
+}
