@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -183,6 +184,23 @@ func TestPublishCLI(t *testing.T) {
 		t.Fatalf("--store s3: exit %d, %q, %q", code, out, errOut)
 	}
 	expectNotice(t, erin, "store news")
+	if out, errOut, code = cli("--company", "--text", "company news"); code != 0 || !strings.Contains(out, `"receivedUsers":1`) {
+		t.Fatalf("--company: exit %d, %q, %q", code, out, errOut)
+	}
+	expectNotice(t, erin, "company news")
+	// The same --idempotency-key again: nothing published, the first
+	// answer (same id) printed; another text with it is refused.
+	first, errOut, code := cli("--to", "erin", "--text", "once", "--idempotency-key", "cli-1")
+	if code != 0 {
+		t.Fatalf("--idempotency-key: exit %d, %q", code, errOut)
+	}
+	expectNotice(t, erin, "once")
+	if again, errOut, code := cli("--to", "erin", "--text", "once", "--idempotency-key", "cli-1"); code != 0 || again != first {
+		t.Fatalf("the same --idempotency-key again: exit %d, %q (first %q), %q", code, again, first, errOut)
+	}
+	if _, errOut, code = cli("--to", "erin", "--text", "other", "--idempotency-key", "cli-1"); code != 1 || !strings.Contains(errOut, "BAD_USER_INPUT") {
+		t.Fatalf("the key with another text: exit %d, %q", code, errOut)
+	}
 	if _, errOut, code = cli("--public", "--text", "x"); code != 1 || !strings.Contains(errOut, "FORBIDDEN") {
 		t.Fatalf("--public with a tenant key: exit %d, %q", code, errOut)
 	}
@@ -190,4 +208,41 @@ func TestPublishCLI(t *testing.T) {
 		t.Fatalf("two audiences: exit %d, %q", code, errOut)
 	}
 	expectSilence(t, erin, 200*time.Millisecond)
+}
+
+// The Go client with a publisher token instead of an API key: Token is
+// asked for the credential before each request, and a token without the
+// publisher role is refused at once with FORBIDDEN, not retried.
+func TestGoClientWithAPublisherToken(t *testing.T) {
+	s := jwtStack(t)
+	frank := connectAs(t, s.sub, gqlws.TransportWS, userToken(t, "frank", "acme", ""))
+	subscribe(t, frank, "1", "frank")
+	waitReceiversAs(t, s.pub, "acme-key-0123456789", map[string]any{"scope": "PERSON", "to": "frank"}, 1)
+	drain(frank)
+	publisher := hmacKey.Sign(t, map[string]any{"sub": "billing", "tenant": "acme", "roles": []string{"publisher"}, "exp": time.Now().Add(time.Hour).Unix()})
+	asked := 0
+	c := client.New(client.Config{URL: s.pub.URL + "/query", Token: func(context.Context) (string, error) {
+		asked++
+		return publisher, nil
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 2 {
+		res, err := c.Publish(ctx, client.Notice{Scope: client.Person, To: "frank", Text: fmt.Sprint("by token ", i)})
+		if err != nil || res.ReceivedUsers != 1 {
+			t.Fatalf("Publish with a publisher token: %+v, %v", res, err)
+		}
+		expectNotice(t, frank, fmt.Sprint("by token ", i))
+	}
+	if asked != 2 {
+		t.Fatalf("Token asked %d times for 2 publishes, want 2", asked)
+	}
+	user := userToken(t, "frank", "acme", "")
+	c = client.New(client.Config{URL: s.pub.URL + "/query", Token: func(context.Context) (string, error) { return user, nil }})
+	_, err := c.Publish(ctx, client.Notice{Scope: client.Person, To: "frank", Text: "by a user"})
+	var e *client.Error
+	if !errors.As(err, &e) || e.Code != "FORBIDDEN" {
+		t.Fatalf("Publish with a user's token: %v, want a *client.Error FORBIDDEN", err)
+	}
+	expectSilence(t, frank, 200*time.Millisecond)
 }
