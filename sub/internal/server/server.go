@@ -79,7 +79,7 @@ type Server struct {
 // New returns sub's HTTP handler. Close the Transport when done.
 func New(cfg Config, d Deps) *Server {
 	resolver := &graph.Resolver{Audience: d.Audience, Recent: d.Recent}
-	schema := graph.NewExecutableSchema(graph.Config{Resolvers: resolver})
+	schema := graph.NewExecutableSchema(graph.Config{Resolvers: resolver, Complexity: graph.Complexity(d.Recent)})
 	notifications := graph.NewNotifications(schema, resolver, gqlserve.PresentError(d.Logger), gqlserve.Recover(d.Logger))
 	tcfg := transport.Config{
 		Schema:          schema,
