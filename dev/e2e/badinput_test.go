@@ -126,6 +126,8 @@ func TestInvalidConfigurationFailsAtStart(t *testing.T) {
 		{subBin, []string{"MAX_CONNECTIONS=-1", "CONNECT_RATE=fast", "TRUSTED_PROXIES=nginx", "MAX_CONNECTIONS_PER_USER=3"},
 			[]string{"MAX_CONNECTIONS", "CONNECT_RATE", "TRUSTED_PROXIES", "MAX_CONNECTIONS_PER_USER", "AUTH_MODE=jwt"}},
 		{pubBin, []string{"PUBLISH_RATE=-5", "PUBLISH_BURST=0"}, []string{"PUBLISH_RATE", "PUBLISH_BURST"}},
+		{pubBin, []string{"MAX_QUERY_DEPTH=0", "MAX_QUERY_COMPLEXITY=lots"}, []string{"MAX_QUERY_DEPTH", "MAX_QUERY_COMPLEXITY"}},
+		{subBin, []string{"MAX_QUERY_DEPTH=601", "MAX_QUERY_COMPLEXITY=-1"}, []string{"MAX_QUERY_DEPTH", "from 1 to 600", "MAX_QUERY_COMPLEXITY"}},
 	} {
 		cmd := exec.Command(tc.bin)
 		cmd.Env = tc.env

@@ -3,6 +3,8 @@ package e2e_test
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/oshirase/oshirase/dev/gqlws"
+	"github.com/oshirase/oshirase/dev/harness"
 )
 
 // /metrics of the real binaries, read with the Prometheus text parser,
@@ -136,4 +139,29 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 	// carol is still there, and notices still flow to her.
 	send(t, s.pub, "carol", "still here")
 	expectNotice(t, carol, "still here")
+}
+
+// The README's metrics table names every oshirase metric either service
+// exposes.
+func TestREADMENamesEveryMetric(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(harness.Root(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startStack(t)
+	for _, svc := range []*harness.Service{s.pub, s.sub} {
+		n := 0
+		for name := range scrape(t, svc) {
+			if !strings.HasPrefix(name, "oshirase_") {
+				continue
+			}
+			n++
+			if !strings.Contains(string(readme), "`"+name+"`") && !strings.Contains(string(readme), "`"+name+"{") {
+				t.Errorf("the README does not name %s's metric %s", svc.Name, name)
+			}
+		}
+		if n < 5 {
+			t.Fatalf("%s: %d oshirase metrics", svc.Name, n)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package envconf
 
 import (
+	"log/slog"
 	"math"
 	"slices"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/oshirase/oshirase/service/auth"
+	"github.com/oshirase/oshirase/service/gqlserve"
 	"github.com/oshirase/oshirase/service/ratelimit"
 )
 
@@ -39,6 +41,10 @@ type Common struct {
 	JWT      auth.Config // JWT_*, in jwt mode
 	HasJWT   bool        // a JWT key source is configured
 
+	// Document limits (gqlserve.LimitsConfig), on both services.
+	MaxQueryDepth      int // MAX_QUERY_DEPTH, default 16 (gqlserve.MaxQueryDepth)
+	MaxQueryComplexity int // MAX_QUERY_COMPLEXITY, default 2000 (gqlserve.MaxQueryComplexity)
+
 	// History: pub records every notice in its channel's history; sub reads
 	// it back. Both read the same two variables; 0 in either turns history
 	// off (then both are 0 here).
@@ -67,6 +73,10 @@ func (e *Env) Common(defaultPort int, jwtOptional bool) Common {
 		}
 		c.TrustedProxies = p
 	}
+	// Deeper than the selection bound no document can be; GraphiQL's
+	// introspection query needs 15.
+	c.MaxQueryDepth = e.Int("MAX_QUERY_DEPTH", gqlserve.MaxQueryDepth, 1, gqlserve.MaxQuerySelections)
+	c.MaxQueryComplexity = e.Int("MAX_QUERY_COMPLEXITY", gqlserve.MaxQueryComplexity, 1, 1_000_000_000)
 	c.HistorySize = e.Int("HISTORY_SIZE", 100, 0, 100_000)
 	c.HistoryTTL = e.Duration("HISTORY_TTL", 24*time.Hour, 0, 365*24*time.Hour)
 	if c.HistoryTTL > 0 && c.HistoryTTL < time.Second {
@@ -87,6 +97,13 @@ func (e *Env) Common(defaultPort int, jwtOptional bool) Common {
 	c.RedisCluster, c.RedisSentinel = e.redisTopology(opt)
 	c.RedisProbeInterval = e.Duration("REDIS_PROBE_INTERVAL", 5*time.Second, 100*time.Millisecond, time.Hour)
 	return c
+}
+
+// Limits returns the configuration of the GraphQL request limits, with
+// maxBody the service's own body limit (pub: MAX_BODY_BYTES, sub:
+// READ_LIMIT).
+func (c Common) Limits(maxBody int, log *slog.Logger) gqlserve.LimitsConfig {
+	return gqlserve.LimitsConfig{MaxBodyBytes: int64(maxBody), MaxDepth: c.MaxQueryDepth, MaxComplexity: c.MaxQueryComplexity, Logger: log}
 }
 
 // Rate reads a rate limit: name (events a second, 0 = no limit, the

@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/oshirase/oshirase/service/envconf"
+	"github.com/oshirase/oshirase/service/gqlserve"
 	"github.com/oshirase/oshirase/service/httpserve"
 )
 
@@ -205,6 +206,39 @@ func TestRedisTopology(t *testing.T) {
 		e.Common(8080, false)
 		if err := e.Err(); err == nil || !strings.Contains(err.Error(), tc.name) {
 			t.Errorf("%v: %v, want an error naming %s", tc.kv, err, tc.name)
+		}
+	}
+}
+
+// MAX_QUERY_DEPTH and MAX_QUERY_COMPLEXITY default to gqlserve's bounds
+// and reach the limits' configuration; values out of range fail naming
+// the variable.
+func TestCommonDocumentLimits(t *testing.T) {
+	for _, tc := range []struct {
+		kv                []string
+		depth, complexity int
+		bad               []string
+	}{
+		{nil, gqlserve.MaxQueryDepth, gqlserve.MaxQueryComplexity, nil},
+		{[]string{"MAX_QUERY_DEPTH", "20", "MAX_QUERY_COMPLEXITY", "150"}, 20, 150, nil},
+		{[]string{"MAX_QUERY_DEPTH", "0", "MAX_QUERY_COMPLEXITY", "-1"}, 0, 0, []string{"MAX_QUERY_DEPTH", "MAX_QUERY_COMPLEXITY"}},
+		{[]string{"MAX_QUERY_DEPTH", "601"}, 0, 0, []string{"MAX_QUERY_DEPTH", "from 1 to 600"}},
+		{[]string{"MAX_QUERY_COMPLEXITY", "lots"}, 0, 0, []string{"MAX_QUERY_COMPLEXITY"}},
+	} {
+		e := envconf.NewEnv(env(tc.kv...))
+		c := e.Common(8080, true)
+		err := e.Err()
+		if tc.bad != nil {
+			for _, name := range tc.bad {
+				if err == nil || !strings.Contains(err.Error(), name) {
+					t.Errorf("%v: error %v, want one naming %s", tc.kv, err, name)
+				}
+			}
+			continue
+		}
+		l := c.Limits(4096, nil)
+		if err != nil || l.MaxDepth != tc.depth || l.MaxComplexity != tc.complexity || l.MaxBodyBytes != 4096 {
+			t.Errorf("%v: limits %+v err %v; want depth %d complexity %d", tc.kv, l, err, tc.depth, tc.complexity)
 		}
 	}
 }

@@ -37,9 +37,10 @@ const (
 	// a validation rule, e.g. a subscription with two root fields
 	// (gqlgen's code).
 	CodeValidationFailed = "GRAPHQL_VALIDATION_FAILED"
-	// CodeTooComplex: the document is over MaxQueryTokens,
-	// MaxQuerySelections, MaxRepeatedField or MaxQueryDepth (the code gqlgen's complexity
-	// limit uses).
+	// CodeTooComplex: the document is over a bound of gqlserve.Limits:
+	// MaxQueryTokens, MaxQuerySelections, MaxRepeatedField,
+	// MAX_QUERY_DEPTH, or MAX_QUERY_COMPLEXITY as gqlgen's complexity
+	// extension scores it (the code that extension answers).
 	CodeTooComplex = "COMPLEXITY_LIMIT_EXCEEDED"
 	// CodeBadRequest: the HTTP request or message is not a GraphQL
 	// request: not JSON, the wrong method or content type, a subscription

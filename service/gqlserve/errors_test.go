@@ -70,9 +70,12 @@ func wrapped(err error) error {
 	return e
 }
 
+// LimitBody answers a body over MaxBodyBytes with 413 and counts it; it
+// answers a body that is no GraphQL request with 400, and passes the rest.
 func TestLimitBody(t *testing.T) {
 	var served string
-	h := LimitBody(64, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	limits := NewLimits(LimitsConfig{MaxBodyBytes: 64, Logger: slog.New(slog.DiscardHandler)})
+	h := limits.LimitBody(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		served = string(b)
 	}))
@@ -91,6 +94,7 @@ func TestLimitBody(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			served = ""
+			before := limits.TooLarge()
 			var body io.Reader = strings.NewReader(tc.body)
 			if tc.chunked {
 				body = io.MultiReader(body)
@@ -101,6 +105,9 @@ func TestLimitBody(t *testing.T) {
 			h.ServeHTTP(rec, req)
 			if rec.Code != tc.status {
 				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
+			}
+			if counted := limits.TooLarge() - before; counted != map[bool]int64{true: 1}[tc.status == 413] {
+				t.Fatalf("counted %d bodies too large", counted)
 			}
 			if tc.code == "" {
 				if served != tc.body {

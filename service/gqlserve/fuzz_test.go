@@ -81,7 +81,8 @@ func FuzzPOST(f *testing.F) {
 		f.Add([]byte(tc.body), tc.contentType, tc.accept)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h := LimitBody(fuzzMaxBody, NewGraphQL(fuzzSchema(), false, log))
+	limits := NewLimits(LimitsConfig{MaxBodyBytes: fuzzMaxBody, Logger: log})
+	h := limits.LimitBody(NewGraphQL(fuzzSchema(), limits, false, log))
 	f.Fuzz(func(t *testing.T, body []byte, contentType string, accept uint8) {
 		req := httptest.NewRequest(http.MethodPost, "/graphql", bytes.NewReader(body))
 		req.Header.Set("Content-Type", contentType)

@@ -22,13 +22,14 @@ import (
 // transports first (they must see their requests before POST does), then
 // OPTIONS and POST, and a coded refusal for anything else (405 for another
 // method, 415 for another content type). A document is checked against
-// MaxQueryTokens, MaxQuerySelections, MaxRepeatedField and MaxQueryDepth
-// before it is validated, validated by the spec's rules (a subscription has exactly one
-// root field), and cached once valid; introspection is served when
-// allowed, and errors are presented by ErrorFor. A panic in a resolver is
-// logged and answered "internal error". Bound request bodies with
-// LimitBody in front of it.
-func NewGraphQL(schema graphql.ExecutableSchema, introspection bool, log *slog.Logger, streaming ...graphql.Transport) *handler.Server {
+// limits' bounds before it is validated, validated by the spec's rules (a
+// subscription has exactly one root field), cached once valid, and scored
+// against limits' MaxComplexity; introspection is served when allowed,
+// and errors are presented by ErrorFor. A panic in a resolver is logged
+// and answered "internal error". Bound request bodies with
+// limits.LimitBody in front of it. limits nil: NewLimits' defaults,
+// counted nowhere.
+func NewGraphQL(schema graphql.ExecutableSchema, limits *Limits, introspection bool, log *slog.Logger, streaming ...graphql.Transport) *handler.Server {
 	gql := handler.New(schema)
 	for _, t := range streaming {
 		gql.AddTransport(t)
@@ -36,7 +37,7 @@ func NewGraphQL(schema graphql.ExecutableSchema, introspection bool, log *slog.L
 	gql.AddTransport(transport.Options{})
 	gql.AddTransport(post{})
 	gql.AddTransport(unsupported{})
-	configure(gql, gql.SetValidationRulesFn, introspection, log)
+	configure(gql, gql.SetValidationRulesFn, limits, introspection, log)
 	gql.Use(streamsNeedStreaming{})
 	return gql
 }
@@ -45,9 +46,9 @@ func NewGraphQL(schema graphql.ExecutableSchema, introspection bool, log *slog.L
 // handler (limits, validation rules, cache, introspection switch, error
 // presentation, panic recovery), for a transport that runs operations
 // itself (sub's streams).
-func NewExecutor(schema graphql.ExecutableSchema, introspection bool, log *slog.Logger) *executor.Executor {
+func NewExecutor(schema graphql.ExecutableSchema, limits *Limits, introspection bool, log *slog.Logger) *executor.Executor {
 	e := executor.New(schema)
-	configure(e, e.SetDefaultRulesFn, introspection, log)
+	configure(e, e.SetDefaultRulesFn, limits, introspection, log)
 	return e
 }
 
@@ -61,16 +62,20 @@ type settings interface {
 }
 
 // configure gives gql what every GraphQL endpoint serves with: a document
-// checked against the limits before it is validated, the spec's validation
-// rules, a parsed-query cache, introspection when allowed, errors presented
+// checked against limits before it is validated, the spec's validation
+// rules, a parsed-query cache, the complexity limit after validation,
+// introspection when allowed, errors presented
 // by ErrorFor and a panic in a resolver logged and answered "internal
 // error". setRules is gql's setter of validation rules (named differently
 // on the handler and the executor).
-func configure(gql settings, setRules func(func() *rules.Rules), introspection bool, log *slog.Logger) {
+func configure(gql settings, setRules func(func() *rules.Rules), limits *Limits, introspection bool, log *slog.Logger) {
+	if limits == nil {
+		limits = NewLimits(LimitsConfig{Logger: log})
+	}
 	cache := lru.New[*ast.QueryDocument](1000)
 	gql.SetQueryCache(cache)
 	gql.SetParserTokenLimit(MaxQueryTokens)
-	gql.Use(operationLimits{maxTokens: MaxQueryTokens, maxSelections: MaxQuerySelections, maxRepeated: MaxRepeatedField, maxDepth: MaxQueryDepth, validated: cache})
+	limits.use(gql, cache)
 	setRules(validationRules)
 	if introspection {
 		gql.Use(extension.Introspection{})

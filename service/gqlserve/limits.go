@@ -11,13 +11,13 @@ import (
 	"github.com/vektah/gqlparser/v2/parser"
 )
 
-// Limits on one GraphQL document, checked before gqlgen validates it.
+// Bounds on one GraphQL document, checked before gqlgen validates it.
 // Validation is where a small request can cost the most: gqlparser's
 // "overlapping fields can be merged" rule compares every pair of fields
 // that land at the same place in the result (the same response key under
 // the same parent), so one 60 KB query repeating a field 10,000 times
 // costs seconds of CPU, and every fragment spread is walked again where it
-// is spread. Within these limits a document makes at most
+// is spread. Within these bounds a document makes at most
 // MaxQuerySelections × MaxRepeatedField / 2 such comparisons.
 const (
 	// MaxQueryTokens bounds the lexical tokens of a document (names,
@@ -27,25 +27,32 @@ const (
 	// inline fragments) of a document, counting a fragment's selections
 	// wherever it is spread, over all its operations and fragments.
 	// GraphiQL's introspection query, the largest document either schema
-	// needs, has under 500.
+	// needs, has under 500. It is also the bound on the work of gqlgen's
+	// complexity walk, which visits the same selections (see Limits).
 	MaxQuerySelections = 600
 	// MaxRepeatedField bounds how often a document selects one place in
 	// the result: one response key under one parent, over every fragment.
 	// Clients repeat a field when fragments overlap, a few times at most.
 	MaxRepeatedField = 16
-	// MaxQueryDepth bounds how deep fields nest in the result (a root
-	// field is at depth 1), over every fragment. GraphiQL's introspection
-	// query, the deepest document either schema needs, reaches 15 (a field's
-	// argument's type, whose TypeRef fragment nests ofType nine times); the schemas' own
-	// documents reach 3.
+	// MaxQueryDepth is the default of LimitsConfig.MaxDepth
+	// (MAX_QUERY_DEPTH): how deep fields nest in the result (a root field
+	// is at depth 1), over every fragment. GraphiQL's introspection query,
+	// the deepest document either schema needs, reaches 15 (a field's
+	// argument's type, whose TypeRef fragment nests ofType nine times); the
+	// schemas' own documents reach 3.
 	MaxQueryDepth = 16
+	// MaxQueryComplexity is the default of LimitsConfig.MaxComplexity
+	// (MAX_QUERY_COMPLEXITY): the most a document may cost as gqlgen's
+	// complexity extension scores it (every field 1 plus what it selects,
+	// unless the schema says otherwise; introspection's __schema nothing).
+	// sub's full page of 100 notices with every field costs 1,300.
+	MaxQueryComplexity = 2000
 )
 
-// operationLimits refuses a document over the limits above before gqlgen
-// parses and validates it. Checking costs at most MaxQueryTokens lexer
-// steps, one parse and MaxQuerySelections steps of a walk. (gqlgen's own
-// complexity limit walks every spread again without a bound, which costs
-// exponential time on fragments that spread each other twice.)
+// operationLimits refuses a document over the bounds above (the depth
+// its Limits's) before gqlgen parses and validates it. Checking costs at
+// most MaxQueryTokens lexer steps, one parse and MaxQuerySelections steps
+// of a walk.
 //
 // It also refuses an operationName that names no operation of the
 // document, without repeating the name back.
@@ -54,6 +61,8 @@ type operationLimits struct {
 	// validated holds the documents gqlgen has parsed and validated
 	// already; they passed these limits before.
 	validated graphql.Cache[*ast.QueryDocument]
+	// counts counts and logs each refusal (nil: neither).
+	counts *Limits
 }
 
 var _ interface {
@@ -80,6 +89,7 @@ func (l operationLimits) MutateOperationParameters(ctx context.Context, p *graph
 			break
 		}
 		if n == l.maxTokens {
+			l.counts.refuse(tooManyTokens, l.maxTokens)
 			return tooComplex("the document has more than %d tokens", l.maxTokens)
 		}
 	}
@@ -87,12 +97,15 @@ func (l operationLimits) MutateOperationParameters(ctx context.Context, p *graph
 	if err != nil {
 		return nil
 	}
-	switch shapeOf(doc, l.maxSelections, l.maxRepeated, l.maxDepth) {
+	switch why := shapeOf(doc, l.maxSelections, l.maxRepeated, l.maxDepth); why {
 	case tooManySelections:
+		l.counts.refuse(why, l.maxSelections)
 		return tooComplex("the document has more than %d selections (fields, fragment spreads, inline fragments), counting a fragment wherever it is spread", l.maxSelections)
 	case fieldRepeated:
+		l.counts.refuse(why, l.maxRepeated)
 		return tooComplex("the document selects one field (one response key under one parent) more than %d times", l.maxRepeated)
 	case tooDeep:
+		l.counts.refuse(why, l.maxDepth)
 		return tooComplex("the document nests fields more than %d deep", l.maxDepth)
 	}
 	if p.OperationName != "" && doc.Operations.ForName(p.OperationName) == nil {
@@ -109,14 +122,32 @@ func tooComplex(format string, args ...any) *gqlerror.Error {
 	return e
 }
 
+// shape is what shapeOf finds of a document; past withinLimits, the
+// reasons a document is refused (oshirase_*_documents_refused_total's
+// reason label: refusalNames).
 type shape int
 
 const (
 	withinLimits shape = iota
+	tooManyTokens
 	tooManySelections
 	fieldRepeated
 	tooDeep
+	tooComplexScore // over MaxComplexity as gqlgen scores it
+	numShapes
 )
+
+var refusalNames = [numShapes]string{
+	tooManyTokens:     "tokens",
+	tooManySelections: "selections",
+	fieldRepeated:     "repeated_field",
+	tooDeep:           "depth",
+	tooComplexScore:   "complexity",
+}
+
+// RefusalReasons are the values of the reason label of the documents
+// refused counter (Limits.Register).
+func RefusalReasons() []string { return refusalNames[tooManyTokens:] }
 
 // shapeOf walks every operation and fragment of doc as validation does,
 // each fragment again wherever it is spread, and stops as soon as the walk

@@ -16,14 +16,15 @@ import (
 
 // LimitBody reads the body of a GraphQL request over HTTP (POST, and SSE,
 // which is a POST) before gqlgen does, so that a refusal carries a code and
-// repeats nothing of the request: a body over maxBytes gets 413
-// REQUEST_TOO_LARGE, and a JSON body that is not a GraphQL request
+// repeats nothing of the request: a body over MaxBodyBytes gets 413
+// REQUEST_TOO_LARGE (counted and logged), and a JSON body that is not a GraphQL request
 // ({"query": "…", "operationName": "…", "variables": {…}, "extensions":
 // {…}}) gets 400 BAD_REQUEST. gqlgen would answer the first with HTTP 200
 // and the second with a message quoting the whole body. Other requests
 // (WebSocket upgrades, OPTIONS, other content types) pass; NewGraphQL
 // answers those it does not serve.
-func LimitBody(maxBytes int64, next http.Handler) http.Handler {
+func (l *Limits) LimitBody(next http.Handler) http.Handler {
+	maxBytes := l.cfg.MaxBodyBytes
 	tooLarge := fmt.Sprintf("the request body is over the limit of %d bytes", maxBytes)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || r.Body == nil {
@@ -32,6 +33,7 @@ func LimitBody(maxBytes int64, next http.Handler) http.Handler {
 		}
 		if r.ContentLength > maxBytes {
 			w.Header().Set("Connection", "close") // the rest of the body is not read
+			l.refuseBody()
 			errkind.WriteHTTP(w, http.StatusRequestEntityTooLarge, errkind.CodeRequestTooLarge, tooLarge)
 			return
 		}
@@ -39,6 +41,7 @@ func LimitBody(maxBytes int64, next http.Handler) http.Handler {
 		var tooBig *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooBig):
+			l.refuseBody()
 			errkind.WriteHTTP(w, http.StatusRequestEntityTooLarge, errkind.CodeRequestTooLarge, tooLarge)
 			return
 		case err != nil:

@@ -29,7 +29,7 @@ func setup(t *testing.T) (*graph.Notifications, func(query string, vars map[stri
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	r := &graph.Resolver{Audience: audience{}}
 	schema := graph.NewExecutableSchema(graph.Config{Resolvers: r})
-	exec := gqlserve.NewExecutor(schema, true, log)
+	exec := gqlserve.NewExecutor(schema, nil, true, log)
 	n := graph.NewNotifications(schema, r, gqlserve.PresentError(log), gqlserve.Recover(log))
 	open := func(query string, vars map[string]any) *graph.Shape {
 		t.Helper()
@@ -115,7 +115,7 @@ func TestOpenErrors(t *testing.T) {
 	r := &graph.Resolver{Audience: audience{}}
 	schema := graph.NewExecutableSchema(graph.Config{Resolvers: r})
 	n := graph.NewNotifications(schema, r, nil, nil)
-	exec := gqlserve.NewExecutor(schema, true, log)
+	exec := gqlserve.NewExecutor(schema, nil, true, log)
 	ctx := graphql.StartOperationTrace(context.Background())
 	opCtx, _ := exec.CreateOperationContext(ctx, &graphql.RawParams{Query: `subscription { onNotificationReceived(userName: "") { id } }`})
 	f := graphql.CollectFields(opCtx, opCtx.Operation.SelectionSet, []string{"Subscription"})
@@ -132,7 +132,7 @@ func BenchmarkRender(b *testing.B) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	r := &graph.Resolver{Audience: audience{}}
 	schema := graph.NewExecutableSchema(graph.Config{Resolvers: r})
-	exec := gqlserve.NewExecutor(schema, true, log)
+	exec := gqlserve.NewExecutor(schema, nil, true, log)
 	n := graph.NewNotifications(schema, r, gqlserve.PresentError(log), gqlserve.Recover(log))
 	ctx := graphql.StartOperationTrace(context.Background())
 	opCtx, errs := exec.CreateOperationContext(ctx, &graphql.RawParams{Query: `subscription { onNotificationReceived(userName: "a") { id text timestamp } }`})

@@ -31,3 +31,16 @@ type Resolver struct {
 // errStreamOnly answers a subscription sent where no stream can carry it
 // (a plain POST): the transport serves subscriptions itself.
 var errStreamOnly = fmt.Errorf("%w: subscriptions are served over WebSocket (graphql-transport-ws, graphql-ws) or SSE (Accept: text/event-stream)", errkind.ErrBadInput)
+
+// Complexity is what fields cost under MAX_QUERY_COMPLEXITY where gqlgen's
+// default (1, plus what the field selects) undercounts: a page of
+// notifications costs what it selects once for every notice it may hold
+// (pages.PageSize), so a request cannot multiply the notices it reads by
+// aliasing the list.
+func Complexity(pages *recent.Lister) ComplexityRoot {
+	var c ComplexityRoot
+	c.Query.Notifications = func(childComplexity int, _ string, first *int64, _ *string) int {
+		return max(1, pages.PageSize(first)) * childComplexity
+	}
+	return c
+}

@@ -74,9 +74,11 @@ func registerMetrics(m *metrics.Registry, pubr *publisher.Publisher) {
 }
 
 func newHandler(cfg config.Config, origins httpserve.Origins, authenticate httpserve.Authenticator, pubr *publisher.Publisher, b *bus.Redis, metrics *metrics.Registry, log *slog.Logger) http.Handler {
-	gql := gqlserve.NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{Publisher: pubr, Log: log}}), cfg.Introspection, log)
+	limits := gqlserve.NewLimits(cfg.Limits(cfg.MaxBodyBytes, log))
+	limits.Register(metrics, "pub")
+	gql := gqlserve.NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{Publisher: pubr, Log: log}}), limits, cfg.Introspection, log)
 
-	var limited http.Handler = gqlserve.LimitBody(int64(cfg.MaxBodyBytes), gql)
+	var limited http.Handler = limits.LimitBody(gql)
 	var th *throttle.Throttle
 	if cfg.PublishRate > 0 {
 		th = throttle.New(throttle.Config{Rate: cfg.PublishRate, Burst: cfg.PublishBurst,

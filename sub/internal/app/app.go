@@ -14,6 +14,7 @@ import (
 	"github.com/oshirase/oshirase/bus"
 	"github.com/oshirase/oshirase/service/auth"
 	"github.com/oshirase/oshirase/service/envconf"
+	"github.com/oshirase/oshirase/service/gqlserve"
 	"github.com/oshirase/oshirase/service/httpserve"
 	"github.com/oshirase/oshirase/service/metrics"
 	"github.com/oshirase/oshirase/sub/graph"
@@ -81,6 +82,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	limits := limit.New(limit.Config{MaxConnections: cfg.MaxConnections, MaxPerUser: cfg.MaxPerUser,
 		ConnectRate: cfg.ConnectRate, ConnectBurst: cfg.ConnectBurst, Proxies: cfg.TrustedProxies, Logger: log})
 	limits.Register(metrics)
+	gqlLimits := gqlserve.NewLimits(cfg.Limits(cfg.ReadLimit, log))
+	gqlLimits.Register(metrics, "sub")
 	drain := &drainState{} // begun on the signal: /readyz answers 503
 	handler := server.New(server.Config{
 		Origins:       origins,
@@ -93,6 +96,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		QueueSize:     cfg.QueueSize,
 		Playground:    cfg.Playground,
 		Introspection: cfg.Introspection,
+		Limits:        gqlLimits,
 		Verifier:      verifier,
 		AuthCookie:    cfg.AuthCookie,
 

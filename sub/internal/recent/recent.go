@@ -77,6 +77,16 @@ type item struct {
 	entry bus.Entry
 }
 
+// PageSize is how many notices a page asked for with first holds at most:
+// DefaultFirst for nil, at most MaxFirst, none for a negative first (which
+// List refuses). sub's complexity limit charges a page by it.
+func (l *Lister) PageSize(first *int64) int {
+	if first == nil {
+		return l.cfg.DefaultFirst
+	}
+	return int(max(0, min(*first, int64(l.cfg.MaxFirst))))
+}
+
 // List returns up to first notices of chs (the channels one subscriber
 // reads), newest first, older than the notice of the cursor after when
 // given. first nil means DefaultFirst; above MaxFirst it is MaxFirst.

@@ -38,6 +38,9 @@ type Config struct {
 	QueueSize     int           // notices that may wait for one subscription
 	Playground    bool
 	Introspection bool
+	// Limits bound GraphQL requests (body, document, complexity) on
+	// every transport and count what they refuse. Required.
+	Limits *gqlserve.Limits
 	// Verifier checks tokens in AUTH_MODE=jwt; nil trusts clients (none).
 	Verifier *auth.Verifier
 	// AuthCookie names a cookie that may carry the token ("" = none).
@@ -76,11 +79,11 @@ type Server struct {
 // New returns sub's HTTP handler. Close the Transport when done.
 func New(cfg Config, d Deps) *Server {
 	resolver := &graph.Resolver{Audience: d.Audience, Recent: d.Recent}
-	schema := graph.NewExecutableSchema(graph.Config{Resolvers: resolver})
+	schema := graph.NewExecutableSchema(graph.Config{Resolvers: resolver, Complexity: graph.Complexity(d.Recent)})
 	notifications := graph.NewNotifications(schema, resolver, gqlserve.PresentError(d.Logger), gqlserve.Recover(d.Logger))
 	tcfg := transport.Config{
 		Schema:          schema,
-		Exec:            gqlserve.NewExecutor(schema, cfg.Introspection, d.Logger),
+		Exec:            gqlserve.NewExecutor(schema, cfg.Limits, cfg.Introspection, d.Logger),
 		Streams:         streams{notifications},
 		Hub:             d.Hub,
 		History:         d.History,
@@ -109,10 +112,10 @@ func New(cfg Config, d Deps) *Server {
 		admitLimited(&tcfg, d.Limits, authn)
 	}
 	ts := transport.New(tcfg)
-	gql := gqlserve.NewGraphQL(schema, cfg.Introspection, d.Logger)
+	gql := gqlserve.NewGraphQL(schema, cfg.Limits, cfg.Introspection, d.Logger)
 
 	mux := http.NewServeMux()
-	api := ts.Handler(gqlserve.LimitBody(cfg.ReadLimit, gql))
+	api := ts.Handler(cfg.Limits.LimitBody(gql))
 	if cfg.Verifier != nil {
 		api = authn.keepRequestToken(httpserve.RequireCredentials(authn.http, api))
 	}

@@ -99,7 +99,7 @@ func serve(t testing.TB, configure func(*transport.Config)) *env {
 	n := graph.NewNotifications(schema, resolver, gqlserve.PresentError(log), gqlserve.Recover(log))
 	cfg := transport.Config{
 		Schema:       schema,
-		Exec:         gqlserve.NewExecutor(schema, true, log),
+		Exec:         gqlserve.NewExecutor(schema, nil, true, log),
 		Streams:      streams{n},
 		Hub:          h,
 		History:      b,
@@ -111,7 +111,7 @@ func serve(t testing.TB, configure func(*transport.Config)) *env {
 		configure(&cfg)
 	}
 	ts := transport.New(cfg)
-	hs := httptest.NewServer(ts.Handler(gqlserve.NewGraphQL(schema, true, log)))
+	hs := httptest.NewServer(ts.Handler(gqlserve.NewGraphQL(schema, nil, true, log)))
 	t.Cleanup(func() {
 		hs.Close()
 		ts.CloseAll(transport.CloseGoingAway, "test over")
