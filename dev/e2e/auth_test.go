@@ -27,7 +27,12 @@ var hmacKey = &authtest.Key{Alg: "HS256", Signer: []byte(jwtSecret), Public: []b
 // for acme and globex and a platform key.
 func jwtStack(t *testing.T, subEnv ...string) *stack {
 	t.Helper()
-	r := harness.StartRedis(t)
+	return jwtStackOn(t, harness.StartRedis(t), subEnv...)
+}
+
+// jwtStackOn is jwtStack on the Redis r.
+func jwtStackOn(t *testing.T, r *harness.Redis, subEnv ...string) *stack {
+	t.Helper()
 	common := []string{"AUTH_MODE=jwt", "JWT_SECRET=" + jwtSecret, "ALLOWED_ORIGINS=" + frontend}
 	pub := harness.StartPub(t, r, append(common, "PUBLISHER_API_KEYS=acme-key-0123456789:acme,globex-key-0123456789:globex,"+platformKey+":*")...)
 	sub := harness.StartSub(t, r, append(common, subEnv...)...)

@@ -52,17 +52,21 @@ func payloadGot(t *testing.T, payload []byte) got {
 	return got{text: p.Data.N.Text, cursor: p.Data.N.Cursor}
 }
 
-// openResume subscribes bob over proto (a WebSocket subprotocol, or "sse"),
-// resuming after the cursor after ("" for none). On SSE the cursor goes in
-// the Last-Event-ID header, as an EventSource sends it.
+// sseAfter is openResume's proto for SSE with the cursor in the query's
+// after variable rather than in Last-Event-ID.
+const sseAfter = "sse+after"
+
+// openResume subscribes bob over proto (a WebSocket subprotocol, "sse" or
+// sseAfter), resuming after the cursor after ("" for none). On "sse" the
+// cursor goes in the Last-Event-ID header, as an EventSource sends it.
 func openResume(t *testing.T, sub *harness.Service, proto, token, user, after string) *resumeStream {
 	t.Helper()
 	vars := map[string]any{"u": user}
+	if after != "" && proto != "sse" {
+		vars["a"] = after
+	}
 	st := &resumeStream{out: make(chan got, 1000)}
-	if proto != "sse" {
-		if after != "" {
-			vars["a"] = after
-		}
+	if proto != "sse" && proto != sseAfter {
 		c := connectAs(t, sub, proto, token)
 		typ := "subscribe"
 		if proto == gqlws.LegacyWS {
@@ -93,7 +97,7 @@ func openResume(t *testing.T, sub *harness.Service, proto, token, user, after st
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("Authorization", "Bearer "+token)
-	if after != "" {
+	if after != "" && proto == "sse" {
 		req.Header.Set("Last-Event-ID", after)
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -157,6 +161,41 @@ func (st *resumeStream) next(t *testing.T, last *string) got {
 	}
 }
 
+// ended waits until the stream ends (its server went away), failing on
+// any notice but a probe meanwhile.
+func (st *resumeStream) ended(t *testing.T) {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case g, ok := <-st.out:
+			if !ok {
+				return
+			}
+			if !strings.HasPrefix(g.text, "probe:") {
+				t.Fatalf("got %+v, want the stream to end", g)
+			}
+		case <-timeout:
+			t.Fatal("the stream did not end within 20s")
+		}
+	}
+}
+
+// texts returns the texts of the next n notices (see next), failing on an
+// error.
+func (st *resumeStream) texts(t *testing.T, last *string, n int) []string {
+	t.Helper()
+	var texts []string
+	for range n {
+		g := st.next(t, last)
+		if g.code != "" {
+			t.Fatalf("resume failed with %s after %q", g.code, texts)
+		}
+		texts = append(texts, g.text)
+	}
+	return texts
+}
+
 // Bob's subscription, cut off while K notices of every scope are published,
 // comes back with its last cursor and gets exactly those K, each channel's
 // in order, then the ones published while the replay ran, then live ones —
@@ -167,35 +206,12 @@ func TestResumeEndToEnd(t *testing.T) {
 			s := jwtStack(t)
 			bob := userToken(t, "bob", "acme", "s1")
 			const acme = "acme-key-0123456789"
-			var mu sync.Mutex
-			n := 0
-			publish := func(key string, in map[string]any) string {
-				mu.Lock()
-				n++
-				text := fmt.Sprintf("%v-%d", in["scope"], n)
-				mu.Unlock()
-				in["text"] = text
-				if _, err := publishAs(t, s.pub, key, in); err != nil {
-					t.Errorf("publish %v: %v", in, err)
-				}
-				return text
-			}
-			mine := func(i int) string { // bob's notices, every scope in turn
-				switch i % 4 {
-				case 0:
-					return publish(acme, map[string]any{"scope": "PERSON", "to": "bob"})
-				case 1:
-					return publish(acme, map[string]any{"scope": "STORE", "to": "s1"})
-				case 2:
-					return publish(acme, map[string]any{"scope": "COMPANY"})
-				}
-				return publish(platformKey, map[string]any{"scope": "PUBLIC"})
-			}
+			p := &notices{pub: s.pub, user: "bob"}
 
 			st := openResume(t, s.sub, proto, bob, "bob", "")
 			waitReceiversAs(t, s.pub, acme, map[string]any{"scope": "PERSON", "to": "bob"}, 1)
 			var last string
-			first := mine(0)
+			first := p.mine(t, 0)
 			if g := st.next(t, &last); g.text != first || g.cursor == "" {
 				t.Fatalf("got %+v, want %s with a cursor", g, first)
 			}
@@ -205,9 +221,8 @@ func TestResumeEndToEnd(t *testing.T) {
 			const k = 12
 			var want []string
 			for i := range k {
-				want = append(want, mine(i))
-				publish(acme, map[string]any{"scope": "PERSON", "to": "alice"})
-				publish("globex-key-0123456789", map[string]any{"scope": "PERSON", "to": "bob"})
+				want = append(want, p.mine(t, i))
+				p.others(t)
 			}
 			// Notices published while the replay runs come after it, once.
 			var wg sync.WaitGroup
@@ -216,19 +231,12 @@ func TestResumeEndToEnd(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for i := range k {
-					concurrent <- mine(i)
+					concurrent <- p.mine(t, i)
 				}
 				close(concurrent)
 			}()
 			st = openResume(t, s.sub, proto, bob, "bob", last)
-			var gotTexts []string
-			for range 2 * k {
-				g := st.next(t, &last)
-				if g.code != "" {
-					t.Fatalf("resume failed with %s", g.code)
-				}
-				gotTexts = append(gotTexts, g.text)
-			}
+			gotTexts := st.texts(t, &last, 2*k)
 			wg.Wait()
 			for text := range concurrent {
 				want = append(want, text)
@@ -236,20 +244,20 @@ func TestResumeEndToEnd(t *testing.T) {
 			// Those published during the replay came in it or live: either
 			// way once each, in order.
 			checkScopesInOrder(t, gotTexts, want)
-			live := mine(2)
+			live := p.mine(t, 2)
 			if g := st.next(t, &last); g.text != live {
 				t.Fatalf("after the replay got %+v, want the live %s", g, live)
 			}
 			st.close()
 
 			// The list's newest edge cursor continues exactly after it.
-			p, code := listNotifications(t, s.sub, bob, "bob", 1, nil)
-			if code != "" || len(p.Edges) != 1 {
-				t.Fatalf("list: %+v %s", p, code)
+			page, code := listNotifications(t, s.sub, bob, "bob", 1, nil)
+			if code != "" || len(page.Edges) != 1 {
+				t.Fatalf("list: %+v %s", page, code)
 			}
-			st = openResume(t, s.sub, proto, bob, "bob", p.Edges[0].Cursor)
+			st = openResume(t, s.sub, proto, bob, "bob", page.Edges[0].Cursor)
 			waitReceiversAs(t, s.pub, acme, map[string]any{"scope": "PERSON", "to": "bob"}, 1)
-			after := mine(1)
+			after := p.mine(t, 1)
 			if g := st.next(t, nil); g.text != after {
 				t.Fatalf("resumed after the list's newest edge: got %+v, want %s", g, after)
 			}
@@ -268,6 +276,55 @@ func TestResumeEndToEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// notices publishes, through pub, notices for user (of acme, in store s1)
+// of every scope, and notices the user must not get; each has a text of
+// its own that starts with its scope ("STORE-7").
+type notices struct {
+	pub  *harness.Service
+	user string
+	mu   sync.Mutex
+	n    int
+}
+
+// publish publishes in with key and returns its text.
+func (p *notices) publish(t *testing.T, key string, in map[string]any) string {
+	t.Helper()
+	p.mu.Lock()
+	p.n++
+	text := fmt.Sprintf("%v-%d", in["scope"], p.n)
+	p.mu.Unlock()
+	in["text"] = text
+	if _, err := publishAs(t, p.pub, key, in); err != nil {
+		t.Errorf("publish %v: %v", in, err)
+	}
+	return text
+}
+
+// mine publishes the user's i-th notice: PERSON, STORE, COMPANY and PUBLIC
+// in turn.
+func (p *notices) mine(t *testing.T, i int) string {
+	t.Helper()
+	const acme = "acme-key-0123456789"
+	switch i % 4 {
+	case 0:
+		return p.publish(t, acme, map[string]any{"scope": "PERSON", "to": p.user})
+	case 1:
+		return p.publish(t, acme, map[string]any{"scope": "STORE", "to": "s1"})
+	case 2:
+		return p.publish(t, acme, map[string]any{"scope": "COMPANY"})
+	}
+	return p.publish(t, platformKey, map[string]any{"scope": "PUBLIC"})
+}
+
+// others publishes notices the user must not get: alice's, another
+// store's, and another tenant's user's of the same name.
+func (p *notices) others(t *testing.T) {
+	t.Helper()
+	p.publish(t, "acme-key-0123456789", map[string]any{"scope": "PERSON", "to": "alice"})
+	p.publish(t, "acme-key-0123456789", map[string]any{"scope": "STORE", "to": "s2"})
+	p.publish(t, "globex-key-0123456789", map[string]any{"scope": "PERSON", "to": p.user})
 }
 
 // checkScopesInOrder: got holds exactly want, once each, and each scope's
