@@ -101,15 +101,19 @@ func TestClusterNoticesTravelSharded(t *testing.T) {
 	c := redistest.StartCluster(t, 3, 1)
 	d := cluster{c}
 	in := newInbox()
-	sub := instance(t, d, in)
+	// The delivery probe SPUBLISHes on every master: at the start every
+	// 100 ms until each shard's first probe came back, then every
+	// ProbeInterval (5 s by default), which could fall in the counted
+	// window and count on a master that does not own ch (or twice on
+	// one that does). An hour away, no SPUBLISH but the test's own runs
+	// once the instance is ready, and each master's count is exact.
+	sub := instance(t, d, in, func(c *bus.Config) { c.ProbeInterval = time.Hour })
 	pub := instance(t, d, nil)
 	ch, _ := wire.PersonChannel("acme", "sharded")
 	ctx := context.Background()
 	if err := sub.Subscribe(ctx, []wire.Channel{ch}); err != nil {
 		t.Fatal(err)
 	}
-	// Until every shard's first probe came back it probes every 100 ms:
-	// only the periodic ones (every 5 s) may fall in the counted window.
 	waitFor(t, "ready", func() bool { return sub.Ready(ctx) == nil })
 	owner := ownerOf(c, ch)
 	var plain []*redis.PubSub
