@@ -277,7 +277,7 @@ func TestClusterSlotMoveFollowedAtOnce(t *testing.T) {
 	in := newInbox()
 	b := instance(t, d, in, func(c *bus.Config) { c.TopologyInterval = time.Hour })
 	pub := instance(t, d, nil)
-	ch, _ := wire.PersonChannel("acme", "mover")
+	ch, slot, from := channelOnLowestSlot(t, c, "mover")
 	ctx := context.Background()
 	// The slot map is read at the start (and after every failure) too.
 	first, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -285,13 +285,8 @@ func TestClusterSlotMoveFollowedAtOnce(t *testing.T) {
 	if err := b.Subscribe(first, []wire.Channel{ch}); err != nil {
 		t.Fatalf("Subscribe: %v (the slot map not read at the start?)", err)
 	}
-	slot := bus.SlotOf(string(ch))
-	from := c.MasterOf(slot)
-	for _, m := range c.Masters() {
-		if m != from {
-			c.MigrateSlot(slot, m)
-			break
-		}
+	if moved := c.Reshard(from, otherMaster(t, c, from), 1); len(moved) != 1 || moved[0] != slot {
+		t.Fatalf("redis-cli --cluster reshard moved slots %v, want [%d]", moved, slot)
 	}
 	// (Well under TopologyInterval; a loaded machine may take seconds.)
 	waitUpTo(t, 30*time.Second, "notices and counts on the new owner", func() bool {
