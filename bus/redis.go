@@ -100,6 +100,11 @@ type Redis struct {
 	shardsMu sync.Mutex
 	shards   map[string]*shard // by master address ("" when not a cluster)
 
+	// moveReads is how many more times the sync loop reads the slot map,
+	// moveRetry apart, while it shows no change after a master dropped a
+	// wanted channel (followMove).
+	moveReads atomic.Int32
+
 	// Owned by the sync loop.
 	inRedis map[wire.Channel]*shard // the shard each subscribed channel is on
 	slots   []*shard                // cluster: slot → the shard of its master; nil until read

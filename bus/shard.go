@@ -426,7 +426,7 @@ func (s *shard) receive() {
 				mine := m.Channel == s.probeCh
 				s.mu.Unlock()
 				if wanted || mine {
-					s.b.kickTopology()
+					s.b.followMove()
 				}
 			}
 		}

@@ -50,6 +50,10 @@ func (b *Redis) syncLoop() {
 		if topoDue {
 			if err = b.refreshTopology(); err == nil {
 				topoDue = false
+				if b.moveUnseen() {
+					topoDue = true
+					retry.Reset(moveRetry)
+				}
 			}
 		}
 		if err == nil {

@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -21,6 +22,39 @@ func (b *Redis) kickTopology() {
 	default:
 	}
 	b.poke()
+}
+
+// followMove reads the slot map again after a master dropped a wanted
+// channel (a server SUNSUBSCRIBE: its slot moved): at once and, while the
+// map shows no change, every moveRetry up to moveReads times. The node
+// that answers CLUSTER SLOTS (any one) may not know of the move yet:
+// `redis-cli --cluster reshard` tells the masters one after the other,
+// replicas learn it by gossip. Read once, such a stale map left the
+// channel unsubscribed until TopologyInterval's next read.
+func (b *Redis) followMove() {
+	if b.cluster == nil {
+		return
+	}
+	b.moveReads.Store(moveReads)
+	b.kickTopology()
+}
+
+// followMove's retries: up to 5 s, past which TopologyInterval's reads
+// take over.
+const (
+	moveReads = 50
+	moveRetry = 100 * time.Millisecond
+)
+
+// moveUnseen reports whether followMove wants the slot map read again,
+// using up one of its reads.
+func (b *Redis) moveUnseen() bool {
+	n := b.moveReads.Load()
+	if n <= 0 {
+		return false
+	}
+	b.moveReads.CompareAndSwap(n, n-1)
+	return true
 }
 
 // refreshTopology reads the cluster's slot map (CLUSTER SLOTS) and brings
@@ -82,6 +116,7 @@ func (b *Redis) refreshTopology() error {
 	if !changed {
 		return nil
 	}
+	b.moveReads.Store(0)       // followed
 	b.cluster.ReloadState(ctx) // the client's own routing, for publishes and counts
 
 	from, to := map[*shard][]wire.Channel{}, map[*shard][]wire.Channel{}

@@ -44,6 +44,40 @@ func ownerOf(c *redistest.Cluster, ch wire.Channel) string {
 	return c.Slots("")[bus.SlotOf(string(ch))]
 }
 
+// channelOnLowestSlot returns a person channel, named prefix-N, whose slot
+// is the lowest-numbered slot its master owns: the slot that
+// `redis-cli --cluster reshard` (redistest's Reshard) moves first from that
+// master, which has no option to name one. It returns the slot and its
+// master too.
+func channelOnLowestSlot(t *testing.T, c *redistest.Cluster, prefix string) (wire.Channel, int, *redistest.Server) {
+	t.Helper()
+	lowest := map[int]*redistest.Server{}
+	for _, m := range c.Masters() {
+		lowest[c.LowestSlot(m)] = m
+	}
+	// About 16384 / len(lowest) names to try.
+	for i := range 1_000_000 {
+		ch, _ := wire.PersonChannel("acme", fmt.Sprint(prefix, "-", i))
+		if m := lowest[bus.SlotOf(string(ch))]; m != nil {
+			return ch, bus.SlotOf(string(ch)), m
+		}
+	}
+	t.Fatalf("no channel %s-N on any of the slots %v", prefix, lowest)
+	return "", 0, nil
+}
+
+// otherMaster is a master other than m.
+func otherMaster(t *testing.T, c *redistest.Cluster, m *redistest.Server) *redistest.Server {
+	t.Helper()
+	for _, o := range c.Masters() {
+		if o != m {
+			return o
+		}
+	}
+	t.Fatalf("no master besides %s", m.Addr)
+	return nil
+}
+
 // Every scope, on channels spread over every master, reaches two sub
 // instances, counted on both; each instance holds one Pub/Sub connection
 // per master, not one per channel.
@@ -101,15 +135,19 @@ func TestClusterNoticesTravelSharded(t *testing.T) {
 	c := redistest.StartCluster(t, 3, 1)
 	d := cluster{c}
 	in := newInbox()
-	sub := instance(t, d, in)
+	// The delivery probe SPUBLISHes on every master: at the start every
+	// 100 ms until each shard's first probe came back, then every
+	// ProbeInterval (5 s by default), which could fall in the counted
+	// window and count on a master that does not own ch (or twice on
+	// one that does). An hour away, no SPUBLISH but the test's own runs
+	// once the instance is ready, and each master's count is exact.
+	sub := instance(t, d, in, func(c *bus.Config) { c.ProbeInterval = time.Hour })
 	pub := instance(t, d, nil)
 	ch, _ := wire.PersonChannel("acme", "sharded")
 	ctx := context.Background()
 	if err := sub.Subscribe(ctx, []wire.Channel{ch}); err != nil {
 		t.Fatal(err)
 	}
-	// Until every shard's first probe came back it probes every 100 ms:
-	// only the periodic ones (every 5 s) may fall in the counted window.
 	waitFor(t, "ready", func() bool { return sub.Ready(ctx) == nil })
 	owner := ownerOf(c, ch)
 	var plain []*redis.PubSub
@@ -250,10 +288,11 @@ func TestClusterMasterFailover(t *testing.T) {
 	}
 }
 
-// A slot migrated (CLUSTER SETSLOT IMPORTING/MIGRATING, MIGRATE, SETSLOT
-// NODE, as `redis-cli --cluster reshard` does) while notices flow: Redis
+// A slot migrated by `redis-cli --cluster reshard` (CLUSTER SETSLOT
+// IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE) while notices flow: Redis
 // unsubscribes the channel on the old owner, the bus follows the slot to
-// the new one. Guaranteed: every notice is recorded in the history (each
+// the new one. The channel is on its master's lowest slot, the one
+// redis-cli moves. Guaranteed: every notice is recorded in the history (each
 // publish is one atomic step in the slot, wherever the slot is); every
 // notice published once the bus has re-subscribed on the new owner is
 // delivered live, and the count is right again. Notices published between
@@ -266,19 +305,11 @@ func TestClusterSlotMigration(t *testing.T) {
 	in := newInbox()
 	sub := instance(t, d, in, fastProbe, func(c *bus.Config) { c.HistorySize, c.HistoryTTL = 1000, time.Hour })
 	pub := instance(t, d, nil, func(c *bus.Config) { c.HistorySize, c.HistoryTTL = 1000, time.Hour })
-	ch, _ := wire.PersonChannel("acme", "migrant")
+	ch, slot, from := channelOnLowestSlot(t, c, "migrant")
+	to := otherMaster(t, c, from)
 	ctx := context.Background()
 	if err := sub.Subscribe(ctx, []wire.Channel{ch}); err != nil {
 		t.Fatal(err)
-	}
-	slot := bus.SlotOf(string(ch))
-	from := c.MasterOf(slot)
-	var to *redistest.Server
-	for _, m := range c.Masters() {
-		if m != from {
-			to = m
-			break
-		}
 	}
 	var published atomic.Int64
 	stop := make(chan struct{})
@@ -299,8 +330,14 @@ func TestClusterSlotMigration(t *testing.T) {
 	}()
 	waitFor(t, "notices flowing", func() bool { return in.count(ch) > 10 })
 	start := time.Now()
-	c.MigrateSlot(slot, to)
+	moved := c.Reshard(from, to, 1)
 	migrated := time.Since(start)
+	if len(moved) != 1 || moved[0] != slot {
+		t.Fatalf("redis-cli --cluster reshard moved slots %v, want [%d] (%s's channel)", moved, slot, ch)
+	}
+	if owner := c.MasterOf(slot); owner != to {
+		t.Fatalf("slot %d is owned by %s after the reshard, want %s", slot, owner.Addr, to.Addr)
+	}
 	waitUpTo(t, 15*time.Second, "the bus on the new owner", func() bool {
 		before := in.count(ch)
 		time.Sleep(50 * time.Millisecond)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -228,61 +230,86 @@ func (c *Cluster) KillMaster(master *Server) *Server {
 	}
 }
 
-// MigrateSlot moves slot, with its keys, to the master at to, the way
-// `redis-cli --cluster reshard` does: SETSLOT IMPORTING / MIGRATING,
-// MIGRATE of every key, SETSLOT NODE on both and every other master.
-func (c *Cluster) MigrateSlot(slot int, to *Server) {
+// LowestSlot is the lowest-numbered slot master owns now: the slot
+// Reshard (`redis-cli --cluster reshard`) moves first from it.
+func (c *Cluster) LowestSlot(master *Server) int {
 	c.tb.Helper()
-	from := c.MasterOf(slot)
-	if from == to {
-		return
+	lowest := -1
+	for slot, addr := range c.Slots("") {
+		if addr == master.Addr && (lowest < 0 || slot < lowest) {
+			lowest = slot
+		}
 	}
-	ctx := context.Background()
-	src, dst := from.Client(), to.Client()
-	defer src.Close()
-	defer dst.Close()
-	srcID, err := src.ClusterMyID(ctx).Result()
+	if lowest < 0 {
+		c.tb.Fatalf("redistest: %s owns no slot", master.Addr)
+	}
+	return lowest
+}
+
+// movingRE is redis-cli's line for each slot it moves:
+// "Moving slot 10923 from 127.0.0.1:7003 to 127.0.0.1:7002: ".
+var movingRE = regexp.MustCompile(`(?m)^Moving slot (\d+) from (\S+) to (\S+): `)
+
+// Reshard moves n slots, with their keys, from the master from to the
+// master to as an operator does: `redis-cli --cluster reshard
+// --cluster-from <from's id> --cluster-to <to's id> --cluster-slots n
+// --cluster-yes` (SETSLOT IMPORTING / MIGRATING, MIGRATE of every key,
+// SETSLOT NODE on every master). redis-cli has no option to name the
+// slots: from one source it moves that source's lowest-numbered slots
+// (LowestSlot is the first). Reshard returns the slots redis-cli moved,
+// once every node agrees that to owns them; it fails the test if
+// redis-cli fails or moves other slots than that.
+func (c *Cluster) Reshard(from, to *Server, n int) []int {
+	c.tb.Helper()
+	before := c.Slots("")
+	var want []int
+	for slot := 0; slot < 16384 && len(want) < n; slot++ {
+		if before[slot] == from.Addr {
+			want = append(want, slot)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "redis-cli", "--cluster", "reshard", from.Addr,
+		"--cluster-from", c.id(from), "--cluster-to", c.id(to), "--cluster-slots", strconv.Itoa(n),
+		"--cluster-yes", "--cluster-pipeline", "100")
+	out, err := cmd.CombinedOutput()
 	if err != nil {
-		c.tb.Fatal(err)
+		c.tb.Fatalf("redistest: redis-cli --cluster reshard: %v\n%s", err, out)
 	}
-	dstID, err := dst.ClusterMyID(ctx).Result()
-	if err != nil {
-		c.tb.Fatal(err)
+	var moved []int
+	for _, m := range movingRE.FindAllStringSubmatch(string(out), -1) {
+		if m[2] != from.Addr || m[3] != to.Addr {
+			c.tb.Fatalf("redistest: redis-cli moved slot %s from %s to %s, asked from %s to %s:\n%s", m[1], m[2], m[3], from.Addr, to.Addr, out)
+		}
+		slot, _ := strconv.Atoi(m[1])
+		moved = append(moved, slot)
 	}
-	must := func(cmd *redis.Cmd) {
-		c.tb.Helper()
-		if err := cmd.Err(); err != nil {
-			c.tb.Fatalf("redistest: migrate slot %d: %v", slot, err)
-		}
-	}
-	must(dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID))
-	must(src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID))
-	for {
-		keys, err := src.ClusterGetKeysInSlot(ctx, slot, 100).Result()
-		if err != nil {
-			c.tb.Fatal(err)
-		}
-		if len(keys) == 0 {
-			break
-		}
-		args := []any{"MIGRATE", to.Addr[:strings.LastIndexByte(to.Addr, ':')], to.Port, "", 0, 5000, "KEYS"}
-		for _, k := range keys {
-			args = append(args, k)
-		}
-		if err := src.Do(ctx, args...).Err(); err != nil {
-			c.tb.Fatalf("redistest: MIGRATE: %v", err)
-		}
-	}
-	must(dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID))
-	must(src.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID))
-	for _, m := range c.Masters() {
-		if m != from && m != to {
-			mc := m.Client()
-			_ = mc.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err()
-			mc.Close()
-		}
+	if !slices.Equal(moved, want) {
+		c.tb.Fatalf("redistest: redis-cli --cluster reshard moved slots %v, want %v (the %d lowest of %s):\n%s", moved, want, n, from.Addr, out)
 	}
 	c.WaitOK()
+	slots := c.Slots("")
+	for _, slot := range moved {
+		if slots[slot] != to.Addr {
+			c.tb.Fatalf("redistest: after redis-cli --cluster reshard slot %d is owned by %s, want %s:\n%s", slot, slots[slot], to.Addr, out)
+		}
+	}
+	return moved
+}
+
+// id answers the node id of s (CLUSTER MYID).
+func (c *Cluster) id(s *Server) string {
+	c.tb.Helper()
+	rdb := s.Client()
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	id, err := rdb.ClusterMyID(ctx).Result()
+	if err != nil {
+		c.tb.Fatalf("redistest: CLUSTER MYID of %s: %v", s.Addr, err)
+	}
+	return id
 }
 
 // Stop kills every node; Start brings them back (empty, same identities).

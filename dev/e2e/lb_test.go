@@ -32,15 +32,34 @@ type lbStack struct {
 
 func startLB(t *testing.T, subEnv ...string) *lbStack {
 	t.Helper()
-	r := harness.StartRedis(t)
-	common := []string{"AUTH_MODE=jwt", "JWT_SECRET=" + jwtSecret, "ALLOWED_ORIGINS=" + frontend}
+	return startLBOn(t, harness.StartRedis(t), nil, subEnv...)
+}
+
+// startLBOn is startLB's stack on r, with env (REDIS_CLUSTER_ADDRS of a
+// cluster r is a node of) for pub and every sub.
+func startLBOn(t *testing.T, r *harness.Redis, env []string, subEnv ...string) *lbStack {
+	t.Helper()
+	common := append([]string{"AUTH_MODE=jwt", "JWT_SECRET=" + jwtSecret, "ALLOWED_ORIGINS=" + frontend}, env...)
 	s := &lbStack{redis: r}
-	s.pub = harness.StartPub(t, r, append(common, "PUBLISHER_API_KEYS=acme-key-0123456789:acme,"+platformKey+":*")...)
+	s.pub = harness.StartPub(t, r, append(slices.Clone(common), "PUBLISHER_API_KEYS=acme-key-0123456789:acme,"+platformKey+":*")...)
 	for range 3 {
-		s.subs = append(s.subs, harness.StartSub(t, r, append(common, subEnv...)...))
+		s.subs = append(s.subs, harness.StartSub(t, r, append(slices.Clone(common), subEnv...)...))
 	}
 	s.lb = harness.StartNginx(t, s.subs...)
 	return s
+}
+
+// connectUser connects user of tenant and store through nginx with
+// protocol and subscribes it to its notices.
+func (s *lbStack) connectUser(t *testing.T, protocol, user, tenant, store string) *gqlws.Client {
+	t.Helper()
+	c, err := gqlws.Connect(s.lb.WSURL(), protocol, map[string]any{"Authorization": "Bearer " + userToken(t, user, tenant, store)})
+	if err != nil {
+		t.Fatalf("connect %s through nginx: %v", user, err)
+	}
+	t.Cleanup(c.Close)
+	subscribe(t, c, "1", user)
+	return c
 }
 
 // connections reads oshirase_sub_connections from one instance's /metrics.
@@ -86,13 +105,7 @@ func TestLBDeliversEveryScopeAcrossInstances(t *testing.T) {
 		if i%2 == 1 {
 			proto = gqlws.LegacyWS
 		}
-		c, err := gqlws.Connect(s.lb.WSURL(), proto, map[string]any{"Authorization": "Bearer " + userToken(t, fmt.Sprint("lb-", i), "acme", "s1")})
-		if err != nil {
-			t.Fatalf("connect %d through nginx: %v", i, err)
-		}
-		t.Cleanup(c.Close)
-		subscribe(t, c, "1", fmt.Sprint("lb-", i))
-		clients = append(clients, c)
+		clients = append(clients, s.connectUser(t, proto, fmt.Sprint("lb-", i), "acme", "s1"))
 	}
 	everyone := map[string]any{"scope": "PUBLIC"}
 	waitReceiversAs(t, s.pub, platformKey, everyone, users)

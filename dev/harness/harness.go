@@ -326,10 +326,10 @@ func (s *Service) Post(path, query string, vars map[string]any, header ...string
 var httpClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
 // Send publishes a personal notice through pub's sendNotification and
-// returns receivedUsers.
-func (s *Service) Send(to, text string) (int, error) {
+// returns receivedUsers; header is name, value pairs (credentials).
+func (s *Service) Send(to, text string, header ...string) (int, error) {
 	r, err := s.Post("/query", `mutation($to:String!,$text:String!){sendNotification(to:$to,text:$text){receivedUsers}}`,
-		map[string]any{"to": to, "text": text})
+		map[string]any{"to": to, "text": text}, header...)
 	if err != nil {
 		return 0, err
 	}
