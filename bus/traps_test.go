@@ -123,3 +123,45 @@ func TestGoRedisTrapResubscribeIsCrossSlot(t *testing.T) {
 		t.Fatal("go-redis no longer re-subscribes shard channels of several slots in one SSUBSCRIBE: shard.go's own resubscription may be simplified")
 	}
 }
+
+// go-redis issue 3806 (fixed in v9.23.0, the pinned version): after a
+// reconnect, a ClusterClient's sharded-only PubSub dialled a random node,
+// not its channel's master, and delivered nothing from then on. Shown
+// fixed here, three reconnects in a row (a random node among six would
+// be the right one all three times once in 216): should an upgrade bring
+// the trap back, this fails. The bus does not rely on it either way: its
+// connections are its own, one per master (shard.go).
+func TestGoRedisTrapResubscribesOnItsChannelsMaster(t *testing.T) {
+	onlyOn(t, "cluster")
+	c := redistest.StartCluster(t, 3, 1)
+	chs, _ := shardChannels(t, c)
+	ch := chs[1] // not on the first channel's master: no accident of order
+	cc := c.Client()
+	defer cc.Close()
+	ctx := context.Background()
+	ps := cc.SSubscribe(ctx, ch)
+	defer ps.Close()
+	if _, err := ps.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	master := c.MasterOf(bus.SlotOf(ch)).Client()
+	defer master.Close()
+	for round := range 3 {
+		if err := master.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
+			t.Fatal(err)
+		}
+		delivered := false
+		text := fmt.Sprint("after reconnect ", round)
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && !delivered; {
+			if err := cc.SPublish(ctx, ch, text).Err(); err != nil {
+				t.Fatal(err)
+			}
+			msg, err := ps.ReceiveTimeout(ctx, 200*time.Millisecond)
+			m, ok := msg.(*redis.Message)
+			delivered = err == nil && ok && m.Payload == text
+		}
+		if !delivered {
+			t.Fatalf("round %d: nothing delivered on %s after the reconnect: go-redis re-subscribes on the wrong node again (issue 3806)", round, ch)
+		}
+	}
+}
