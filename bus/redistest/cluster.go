@@ -26,8 +26,9 @@ const NodeTimeout = 2000 * time.Millisecond
 // directory of the test's own, so a node stopped and started again comes
 // back as the same node (empty: nothing else persists).
 type Cluster struct {
-	tb    testing.TB
-	Nodes []*Server
+	tb       testing.TB
+	Nodes    []*Server
+	password string
 }
 
 // StartCluster starts masters × (1 + replicasPer) nodes, creates the
@@ -36,9 +37,22 @@ type Cluster struct {
 // every node.
 func StartCluster(tb testing.TB, masters, replicasPer int) *Cluster {
 	tb.Helper()
-	c := &Cluster{tb: tb}
+	return startCluster(tb, masters, replicasPer, "")
+}
+
+// StartClusterWithPassword is StartCluster with every node requiring
+// password (requirepass, and masterauth for its replication); the
+// cluster's and its nodes' clients authenticate with it.
+func StartClusterWithPassword(tb testing.TB, masters, replicasPer int, password string) *Cluster {
+	tb.Helper()
+	return startCluster(tb, masters, replicasPer, password)
+}
+
+func startCluster(tb testing.TB, masters, replicasPer int, password string) *Cluster {
+	tb.Helper()
+	c := &Cluster{tb: tb, password: password}
 	for range masters * (1 + replicasPer) {
-		s := &Server{Port: freeClusterPort(tb), tb: tb}
+		s := &Server{Port: freeClusterPort(tb), tb: tb, password: password}
 		s.Addr = fmt.Sprintf("127.0.0.1:%d", s.Port)
 		dir := tb.TempDir()
 		s.extra = []string{
@@ -48,11 +62,14 @@ func StartCluster(tb testing.TB, masters, replicasPer int) *Cluster {
 			"--cluster-replica-validity-factor", "0", // a replica may always take over
 			"--dir", dir,
 		}
+		if password != "" {
+			s.extra = append(s.extra, "--requirepass", password, "--masterauth", password)
+		}
 		s.Start()
 		tb.Cleanup(s.Stop)
 		c.Nodes = append(c.Nodes, s)
 	}
-	args := []string{"--cluster", "create"}
+	args := append(c.auth(), "--cluster", "create")
 	args = append(args, c.Addrs()...)
 	args = append(args, "--cluster-replicas", strconv.Itoa(replicasPer), "--cluster-yes")
 	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
@@ -60,6 +77,14 @@ func StartCluster(tb testing.TB, masters, replicasPer int) *Cluster {
 	}
 	c.WaitOK()
 	return c
+}
+
+// auth is redis-cli's arguments to authenticate to the nodes.
+func (c *Cluster) auth() []string {
+	if c.password == "" {
+		return nil
+	}
+	return []string{"--no-auth-warning", "-a", c.password}
 }
 
 // Addrs are every node's address.
@@ -74,7 +99,7 @@ func (c *Cluster) Addrs() []string {
 // Client returns a new cluster client seeded with every node, honouring
 // its callers' deadlines as the services' clients do.
 func (c *Cluster) Client() *redis.ClusterClient {
-	return redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs(), MaxRetries: -1, ContextTimeoutEnabled: true})
+	return redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs(), Password: c.password, MaxRetries: -1, ContextTimeoutEnabled: true})
 }
 
 // node returns the node at addr.
@@ -270,9 +295,9 @@ func (c *Cluster) Reshard(from, to *Server, n int) []int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "redis-cli", "--cluster", "reshard", from.Addr,
+	cmd := exec.CommandContext(ctx, "redis-cli", append(c.auth(), "--cluster", "reshard", from.Addr,
 		"--cluster-from", c.id(from), "--cluster-to", c.id(to), "--cluster-slots", strconv.Itoa(n),
-		"--cluster-yes", "--cluster-pipeline", "100")
+		"--cluster-yes", "--cluster-pipeline", "100")...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		c.tb.Fatalf("redistest: redis-cli --cluster reshard: %v\n%s", err, out)

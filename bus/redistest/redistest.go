@@ -26,6 +26,9 @@ type Server struct {
 	// conf, when set, is a config file written before every start (sentinels).
 	extra []string
 	conf  string
+	// password, when set, is the server's requirepass (and masterauth):
+	// Client authenticates with it.
+	password string
 	// scratch is the working directory of a server that keeps nothing: a
 	// replica's full sync still writes an RDB file, which must not land in
 	// the package under test.
@@ -140,7 +143,7 @@ func (r *Server) Thaw() {
 // Client returns a new client of this server that honours its callers'
 // deadlines, as the services' clients do (envconf.RedisOptions).
 func (r *Server) Client() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1, ContextTimeoutEnabled: true})
+	return redis.NewClient(&redis.Options{Addr: r.Addr, Password: r.password, MaxRetries: -1, ContextTimeoutEnabled: true})
 }
 
 // CPUSeconds is the CPU time, in seconds, the Redis server behind rdb has

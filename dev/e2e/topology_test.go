@@ -50,6 +50,52 @@ func TestServicesOnRedisCluster(t *testing.T) {
 	}
 }
 
+// Credentials for a cluster come from REDIS_URL, for every node: on a
+// cluster whose nodes all require a password, the seed nodes, each
+// master's Pub/Sub connection (the bus's own), the counts and the
+// publishes all authenticate, and users on every master get their notices
+// with the right receivedUsers.
+func TestServicesOnPasswordProtectedCluster(t *testing.T) {
+	const password = "s3cret-for-every-node"
+	c := redistest.StartClusterWithPassword(t, 3, 0, password)
+	anon := redis.NewClient(&redis.Options{Addr: c.Nodes[0].Addr, MaxRetries: -1})
+	defer anon.Close()
+	if err := anon.Ping(context.Background()).Err(); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Fatalf("PING without the password: %v, want NOAUTH", err)
+	}
+	env := []string{"REDIS_CLUSTER_ADDRS=" + strings.Join(c.Addrs(), ","), "REDIS_URL=redis://:" + password + "@" + c.Nodes[0].Addr}
+	pub := harness.StartPub(t, c.Nodes[0], env...)
+	sub := harness.StartSub(t, c.Nodes[0], append(env, "REDIS_PROBE_INTERVAL=500ms")...)
+	cl := connect(t, sub, gqlws.TransportWS)
+	masters := map[string]bool{}
+	slots := c.Slots("")
+	cc := c.Client()
+	defer cc.Close()
+	var users []string
+	for i := 0; len(masters) < 3 || len(users) < 6; i++ {
+		u := fmt.Sprint("guarded-", i)
+		ch, _ := wire.PersonChannel(wire.DemoTenant, u)
+		slot, err := cc.ClusterKeySlot(context.Background(), string(ch)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		masters[slots[int(slot)]] = true
+		users = append(users, u)
+	}
+	for i, u := range users {
+		subscribe(t, cl, fmt.Sprint(i), u)
+	}
+	for _, u := range users {
+		pub.WaitReceivers(u, 1)
+	}
+	for _, u := range users {
+		if n := send(t, pub, u, "hi "+u); n != 1 {
+			t.Fatalf("%s: receivedUsers %d, want 1", u, n)
+		}
+		expectNotice(t, cl, "hi "+u)
+	}
+}
+
 func TestServicesOnSentinel(t *testing.T) {
 	s := redistest.StartSentinel(t)
 	env := []string{"REDIS_SENTINEL_ADDRS=" + strings.Join(s.SentinelAddrs(), ","), "REDIS_SENTINEL_MASTER=" + redistest.MasterName}
