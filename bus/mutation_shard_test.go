@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/oshirase/oshirase/bus"
 	"github.com/oshirase/oshirase/bus/redistest"
+	"github.com/oshirase/oshirase/service/logging/logtest"
 	"github.com/oshirase/oshirase/wire"
 )
 
@@ -131,7 +131,7 @@ func TestProbeAsConfigured(t *testing.T) {
 	// Probes are 200ms apart: the silence below holds the Pub/Sub
 	// connection, and command connections are redialled.
 	proxy, rdb := proxiedClient(t, srv)
-	logs := &errRecorder{}
+	logs := &logtest.Recorder{}
 	b := instanceWith(t, single{srv}, newInbox(), func(c *bus.Config) {
 		c.Client = rdb
 		c.ProbeInterval, c.ProbeTimeout = 200*time.Millisecond, 700*time.Millisecond
@@ -162,8 +162,8 @@ func TestProbeAsConfigured(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if !logs.has("redis pub/sub not proven to deliver", "") {
-		t.Fatalf("the failed probe not logged; the bus logged: %q", logs.all())
+	if !logs.Has("redis pub/sub not proven to deliver", "") {
+		t.Fatalf("the failed probe not logged; the bus logged:\n%s", logs)
 	}
 }
 
@@ -180,49 +180,6 @@ func proxiedClient(t *testing.T, srv *redistest.Server) (*redistest.Proxy, *redi
 	return proxy, rdb
 }
 
-// errRecorder is a slog handler that keeps each record's message and
-// "err" attribute.
-type errRecorder struct {
-	mu   sync.Mutex
-	recs [][2]string
-}
-
-func (r *errRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (r *errRecorder) Handle(_ context.Context, rec slog.Record) error {
-	e := ""
-	rec.Attrs(func(a slog.Attr) bool {
-		if a.Key == "err" {
-			e = a.Value.String()
-		}
-		return true
-	})
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.recs = append(r.recs, [2]string{rec.Message, e})
-	return nil
-}
-func (r *errRecorder) WithAttrs([]slog.Attr) slog.Handler { return r }
-func (r *errRecorder) WithGroup(string) slog.Handler      { return r }
-
-// has reports whether a record with message msg had an err containing s.
-// all returns every record kept.
-func (r *errRecorder) all() [][2]string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.recs)
-}
-
-func (r *errRecorder) has(msg, s string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, rec := range r.recs {
-		if rec[0] == msg && strings.Contains(rec[1], s) {
-			return true
-		}
-	}
-	return false
-}
-
 // On a cluster the slot map is read again every TopologyInterval, whether
 // or not anything failed, and not more often while nothing fails: rounds
 // (here every 200ms, to refresh the counts) do not read it (counted in the
@@ -236,7 +193,7 @@ func TestClusterSlotMapReadEveryTopologyInterval(t *testing.T) {
 	const changedMsg = "redis cluster slot map changed"
 	reads := func(interval time.Duration) (n, changes int) {
 		t.Helper()
-		logs := &logRecorder{}
+		logs := &logtest.Recorder{}
 		b := instance(t, d, newInbox(), func(c *bus.Config) {
 			c.TopologyInterval, c.CountTTL = interval, 600*time.Millisecond
 			c.Logger = slog.New(logs)
@@ -247,10 +204,10 @@ func TestClusterSlotMapReadEveryTopologyInterval(t *testing.T) {
 		}
 		waitFor(t, "ready", func() bool { return b.Ready(ctx) == nil })
 		resetStats(t, d)
-		before := logs.count(changedMsg)
+		before := logs.Count(changedMsg)
 		time.Sleep(2 * time.Second) // a rate is measured over a time
 		n = calls(t, d, "cluster|slots")
-		changes = logs.count(changedMsg) - before
+		changes = logs.Count(changedMsg) - before
 		_ = b.Close()
 		return n, changes
 	}
@@ -396,7 +353,7 @@ func TestConnectionStateLoggedOnChange(t *testing.T) {
 	onlyOn(t, "single")
 	srv := redistest.Start(t)
 	d := single{srv}
-	logs := &logRecorder{}
+	logs := &logtest.Recorder{}
 	b := instance(t, d, newInbox(), func(c *bus.Config) {
 		c.ProbeInterval, c.ProbeTimeout = 500*time.Millisecond, time.Second
 		c.Logger = slog.New(logs)
@@ -414,13 +371,13 @@ func TestConnectionStateLoggedOnChange(t *testing.T) {
 	want := func(when string, counts map[string]int) {
 		t.Helper()
 		for msg, n := range counts {
-			if got := logs.count(msg) - base[msg]; got != n {
+			if got := logs.Count(msg) - base[msg]; got != n {
 				t.Fatalf("%s: %q logged %d times, want %d", when, msg, got, n)
 			}
 		}
 	}
 	waitFor(t, "ready", func() bool { return b.Ready(ctx) == nil })
-	base[again] = logs.count(again)
+	base[again] = logs.Count(again)
 	time.Sleep(1500 * time.Millisecond) // probes and PINGs come and go meanwhile
 	want("idle and delivering", map[string]int{connected: 1, lost: 0, notProven: 0, again: 0})
 	srv.Stop()

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,50 +19,8 @@ import (
 
 	"github.com/oshirase/oshirase/service/auth"
 	"github.com/oshirase/oshirase/service/auth/authtest"
+	"github.com/oshirase/oshirase/service/logging/logtest"
 )
-
-// logRecorder is a slog handler that keeps every record's message.
-type logRecorder struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (r *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (r *logRecorder) Handle(_ context.Context, rec slog.Record) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.msgs = append(r.msgs, rec.Level.String()+" "+rec.Message)
-	return nil
-}
-func (r *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return r }
-func (r *logRecorder) WithGroup(string) slog.Handler      { return r }
-
-// count is how many records so far contain s.
-func (r *logRecorder) count(s string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, m := range r.msgs {
-		if strings.Contains(m, s) {
-			n++
-		}
-	}
-	return n
-}
-
-// waitFor waits up to 5s for a record containing s.
-func (r *logRecorder) waitFor(t *testing.T, s string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for r.count(s) == 0 {
-		if time.Now().After(deadline) {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			t.Fatalf("no log record %q within 5s; got %q", s, r.msgs)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // A rejection keeps its cause for errors.Is (and logs), beside
 // ErrUnauthenticated; one without a cause is still ErrUnauthenticated.
@@ -117,9 +74,9 @@ func TestVerifierLogsToConfiguredLogger(t *testing.T) {
 		n    int
 		warn bool
 	}{{31, true}, {32, false}, {1, true}, {64, false}} {
-		rec := &logRecorder{}
+		rec := &logtest.Recorder{}
 		v := newVerifier(t, auth.Config{HMACSecret: bytes.Repeat([]byte("k"), tt.n), Logger: slog.New(rec)})
-		if got := rec.count("shorter than 32 bytes") > 0; got != tt.warn {
+		if got := rec.Count("shorter than 32 bytes") > 0; got != tt.warn {
 			t.Errorf("a %d-byte secret: warned = %v, want %v", tt.n, got, tt.warn)
 		}
 		_ = v.Close()
@@ -161,7 +118,7 @@ func TestConfigFromEnvPublicKeyText(t *testing.T) {
 func TestJWKSRefresherLogsFailuresOnly(t *testing.T) {
 	k := getKeys(t)
 	srv := authtest.NewJWKSServer(t, k.rsa)
-	rec := &logRecorder{}
+	rec := &logtest.Recorder{}
 	cfg := jwksConfig(t, srv.URL)
 	cfg.Logger = slog.New(rec)
 	cfg.JWKSRefresh = 10 * time.Millisecond
@@ -173,11 +130,11 @@ func TestJWKSRefresherLogsFailuresOnly(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if n := rec.count("refresh failed"); n != 0 {
+	if n := rec.Count("refresh failed"); n != 0 {
 		t.Fatalf("%d refresh failures logged while every refresh succeeded", n)
 	}
 	srv.SetBody(http.StatusInternalServerError, []byte("down"))
-	rec.waitFor(t, "JWKS refresh failed")
+	rec.WaitFor(t, "JWKS refresh failed")
 	if _, err := v.Verify(t.Context(), userToken(t, k.rsa)); err != nil {
 		t.Fatalf("the previous keys were not kept: %v", err)
 	}
@@ -188,22 +145,22 @@ func TestJWKSRefresherLogsFailuresOnly(t *testing.T) {
 func TestJWKSRefetchFailureLogged(t *testing.T) {
 	k := getKeys(t)
 	srv := authtest.NewJWKSServer(t, k.rsa)
-	rec := &logRecorder{}
+	rec := &logtest.Recorder{}
 	cfg := jwksConfig(t, srv.URL)
 	cfg.Logger = slog.New(rec)
 	cfg.JWKSRefetchMin = time.Nanosecond
 	v := newVerifier(t, cfg)
 	_, err := v.Verify(t.Context(), userToken(t, k.rsa2))
 	wantReject(t, err, "unknown key id")
-	if srv.Fetches() != 2 || rec.count("refetch for unknown kid failed") != 0 {
-		t.Fatalf("fetches %d (want 2), failures logged %d (want 0)", srv.Fetches(), rec.count("refetch for unknown kid failed"))
+	if srv.Fetches() != 2 || rec.Count("refetch for unknown kid failed") != 0 {
+		t.Fatalf("fetches %d (want 2), failures logged %d (want 0)", srv.Fetches(), rec.Count("refetch for unknown kid failed"))
 	}
 	srv.SetBody(http.StatusBadGateway, nil)
 	time.Sleep(time.Millisecond)
 	_, err = v.Verify(t.Context(), userToken(t, k.rsa2))
 	wantReject(t, err, "unknown key id")
-	if srv.Fetches() != 3 || rec.count("refetch for unknown kid failed") != 1 {
-		t.Fatalf("fetches %d (want 3), failures logged %d (want 1)", srv.Fetches(), rec.count("refetch for unknown kid failed"))
+	if srv.Fetches() != 3 || rec.Count("refetch for unknown kid failed") != 1 {
+		t.Fatalf("fetches %d (want 3), failures logged %d (want 1)", srv.Fetches(), rec.Count("refetch for unknown kid failed"))
 	}
 }
 
