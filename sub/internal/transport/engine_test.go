@@ -307,3 +307,28 @@ func notice(t *testing.T, text string) []byte {
 }
 
 var _ = context.Background
+
+// After a burst of subscriptions the transport gives the garbage back to
+// the OS once they stop, even when they came on a few connections (with
+// several subscriptions per connection they go on after the last socket
+// opened). Counted, not timed: ten connections are too few to count as a
+// burst of connects, a thousand subscriptions on them are a burst.
+func TestMemoryReleasedAfterASubscriptionBurst(t *testing.T) {
+	e := start(t, func(c *transport.Config) { c.MaxSubscriptions = 200 })
+	const conns, perConn = 10, 100
+	clients := make([]*client, conns)
+	for i := range clients {
+		clients[i] = e.dial("graphql-transport-ws")
+		clients[i].ack()
+	}
+	if n := e.ts.Stats().MemoryReleases; n != 0 {
+		t.Fatalf("%d releases after %d connects, before any subscription", n, conns)
+	}
+	for i, c := range clients {
+		for j := range perConn {
+			c.send(subscribe(fmt.Sprint(j), fmt.Sprintf("u%d-%d", i, j)))
+		}
+	}
+	e.live(conns * perConn)
+	eventually(t, "memory given back after the burst", func() bool { return e.ts.Stats().MemoryReleases == 1 })
+}

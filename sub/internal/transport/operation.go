@@ -18,7 +18,9 @@ import (
 // cursor catches up once live (resume.go).
 func (s *Server) subscribe(op *operation, chs []wire.Channel, shape Shape, after *cursor.Cursor, alias string, failed func(gqlerror.List)) {
 	op.chs = chs
-	if err := s.goLive(op, chs, shape, after); err != nil {
+	err := s.goLive(op, chs, shape, after)
+	s.busy()
+	if err != nil {
 		if op.done.Load() {
 			return
 		}
