@@ -175,6 +175,7 @@ start_centrifugo() {
   "channel": {
     "namespaces": [
       {"name": "personal", "allow_user_limited_channels": true},
+      {"name": "personalh", "allow_user_limited_channels": true, "history_size": 100, "history_ttl": "24h"},
       {"name": "notif", "allow_subscribe_for_client": true}
     ]
   }
@@ -261,6 +262,13 @@ for peer in $PEERS; do
   # S5: the publish API flat out, 1000 users listening.
   if (( ${#S5_FLAGS[@]} > 0 )); then
     load "$peer" s5 "${S5_FLAGS[@]}" -subs 1000 -phases "publish:$S5_DUR" || log "$peer S5 failed"
+  fi
+  if [[ $peer == centrifugo ]]; then
+    # S5 again with a history of 100 notices per channel, as oshirase keeps
+    # by default (HISTORY_SIZE, HISTORY_TTL): each publish then also
+    # appends to a Redis stream, as pub's does.
+    load "$peer" s5-history "${S5_FLAGS[@]}" -channel-fmt 'personalh:#%s' -publish-label "centrifugo, history 100" \
+      -subs 1000 -phases "publish:$S5_DUR" || log "$peer S5 history failed"
   fi
   if [[ $peer == oshirase ]]; then
     # S5 with an idempotency key on every call (each key new: the bus

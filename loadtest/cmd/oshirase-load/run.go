@@ -52,6 +52,7 @@ func runCmd(ctx context.Context, log *slog.Logger, args []string) error {
 		tenant     = fs.String("tenant", "default", "tenant of the wire channels")
 		centAPI    = fs.String("centrifugo-api", "http://127.0.0.1:8000/api", "Centrifugo server API")
 		centKey    = fs.String("centrifugo-key", "", "Centrifugo API key")
+		pubLabel   = fs.String("publish-label", "", "S5: how the row is labelled (default: the -publish mode)")
 		pubConc    = fs.Int("pub-conc", 8, "concurrent publish calls")
 		batch      = fs.Int("batch", 64, "notices per Redis pipeline / Centrifugo batch / publishBatch call")
 		probeMode  = fs.String("probe", "redis", "how to probe readiness: redis, publisher or none")
@@ -256,6 +257,9 @@ func runCmd(ctx context.Context, log *slog.Logger, args []string) error {
 			run, err := r.PublishMax(ctx, *pubMode, ph.Dur)
 			if err != nil {
 				return err
+			}
+			if *pubLabel != "" {
+				run.Label = *pubLabel
 			}
 			runs = []report.Run{run}
 		}
