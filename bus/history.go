@@ -22,7 +22,7 @@ func (b *Redis) Since(ctx context.Context, chs []wire.Channel, from []Position) 
 	if b.cfg.HistorySize == 0 {
 		return nil, fmt.Errorf("%w: history is off", ErrCursorExpired)
 	}
-	cmds, err := b.evalEach(ctx, sinceScript, len(chs), func(i int) ([]string, []any) {
+	cmds, err := b.evalEach(ctx, sinceScript, len(chs), nil, func(i int) ([]string, []any) {
 		return []string{chs[i].HistoryKey(), chs[i].MetaKey()}, []any{from[i].ID.String(), from[i].Epoch}
 	})
 	if err != nil {
@@ -49,7 +49,7 @@ func (b *Redis) Recent(ctx context.Context, chs []wire.Channel, before []Positio
 		return out, nil
 	}
 	metaTTL := ms(MetaTTL(b.cfg.HistoryTTL))
-	cmds, err := b.evalEach(ctx, recentScript, len(chs), func(i int) ([]string, []any) {
+	cmds, err := b.evalEach(ctx, recentScript, len(chs), nil, func(i int) ([]string, []any) {
 		bound := ""
 		if !before[i].ID.IsZero() {
 			bound = before[i].ID.String()
@@ -67,14 +67,22 @@ func (b *Redis) Recent(ctx context.Context, chs []wire.Channel, before []Positio
 	return out, nil
 }
 
-// Head implements History: one head.lua per channel, pipelined.
+// Head implements History: one head.lua per channel, pipelined. Heads of
+// one channel asked for by several callers whose reads go in one batch
+// are read once for all of them (the company's and the public channel's
+// heads are asked for by every fresh subscription of a burst): the read
+// is sent after each of them asked, so it is as new as each needs.
 func (b *Redis) Head(ctx context.Context, chs []wire.Channel) ([]Position, error) {
 	out := make([]Position, len(chs))
 	if b.cfg.HistorySize == 0 {
 		return out, nil
 	}
 	metaTTL := ms(MetaTTL(b.cfg.HistoryTTL))
-	cmds, err := b.evalEach(ctx, headScript, len(chs), func(i int) ([]string, []any) {
+	names := make([]string, len(chs))
+	for i, ch := range chs {
+		names[i] = ch.MetaKey()
+	}
+	cmds, err := b.evalEach(ctx, headScript, len(chs), names, func(i int) ([]string, []any) {
 		return []string{chs[i].MetaKey()}, []any{newEpoch(), metaTTL}
 	})
 	if err != nil {
@@ -99,6 +107,10 @@ func (b *Redis) Head(ctx context.Context, chs []wire.Channel) ([]Position, error
 // evalEach runs script n times, with the keys and arguments args gives for
 // each, and answers the n commands. A script that answered EXPIRED makes
 // the call fail with ErrCursorExpired; other failures with ErrUnavailable.
+// names, when not nil, names each of the n runs: runs of script with the
+// same name in one batch are sent once (and counted once against the
+// batch's bound), and their callers share the answer, which none of them
+// may modify.
 //
 // Reads take turns on one connection (a burst of subscribers, each reading
 // its channels' heads or replaying after its cursor, must not open a
@@ -107,8 +119,8 @@ func (b *Redis) Head(ctx context.Context, chs []wire.Channel) ([]Position, error
 // meanwhile with its own, in one pipeline of up to maxBatchedCommands
 // commands: a reconnect storm of 10,000 subscriptions costs dozens of
 // round trips, not 10,000 one after the other.
-func (b *Redis) evalEach(ctx context.Context, script *redis.Script, n int, args func(i int) ([]string, []any)) ([]*redis.Cmd, error) {
-	r := &historyRead{script: script, n: n, args: args, done: make(chan struct{})}
+func (b *Redis) evalEach(ctx context.Context, script *redis.Script, n int, names []string, args func(i int) ([]string, []any)) ([]*redis.Cmd, error) {
+	r := &historyRead{script: script, n: n, names: names, args: args, done: make(chan struct{})}
 	if d, ok := ctx.Deadline(); ok {
 		r.deadline = d
 	}
@@ -149,12 +161,19 @@ type historyReads struct {
 type historyRead struct {
 	script   *redis.Script
 	n        int
+	names    []string // nil: nothing shared (evalEach)
 	args     func(i int) ([]string, []any)
 	deadline time.Time // zero: none
 
 	cmds []*redis.Cmd
 	err  error
 	done chan struct{}
+}
+
+// sharedRun is a named run of a script in a batch of reads (evalEach).
+type sharedRun struct {
+	script *redis.Script
+	name   string
 }
 
 // maxBatchedCommands bounds one pipeline of queued reads (a replay's
@@ -170,8 +189,25 @@ const defaultReadTimeout = 5 * time.Second
 func (b *Redis) runQueued() {
 	b.hist.mu.Lock()
 	k, cmds := 0, 0
-	for k < len(b.hist.queue) && (k == 0 || cmds+b.hist.queue[k].n <= maxBatchedCommands) {
-		cmds += b.hist.queue[k].n
+	taken := map[sharedRun]bool{}
+	for k < len(b.hist.queue) {
+		r := b.hist.queue[k]
+		add := r.n
+		if r.names != nil {
+			add = 0
+			for _, name := range r.names {
+				if !taken[sharedRun{r.script, name}] {
+					add++
+				}
+			}
+		}
+		if k > 0 && cmds+add > maxBatchedCommands {
+			break
+		}
+		for _, name := range r.names {
+			taken[sharedRun{r.script, name}] = true
+		}
+		cmds += add
 		k++
 	}
 	batch := slices.Clone(b.hist.queue[:k])
@@ -196,11 +232,23 @@ func (b *Redis) runQueued() {
 	defer cancel()
 	for loaded := false; ; loaded = true {
 		pipe := b.cfg.Client.Pipeline()
+		shared := map[sharedRun]*redis.Cmd{}
 		for _, r := range batch {
 			r.cmds = make([]*redis.Cmd, r.n)
 			for i := range r.n {
+				var k sharedRun
+				if r.names != nil {
+					k = sharedRun{r.script, r.names[i]}
+					if cmd, ok := shared[k]; ok {
+						r.cmds[i] = cmd
+						continue
+					}
+				}
 				keys, argv := r.args(i)
 				r.cmds[i] = r.script.EvalSha(ctx, pipe, keys, argv...)
+				if r.names != nil {
+					shared[k] = r.cmds[i]
+				}
 			}
 		}
 		_, _ = pipe.Exec(ctx) // each command's own error is looked at below

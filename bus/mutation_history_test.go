@@ -101,6 +101,65 @@ func TestHistoryReadsQueuedMeanwhileGoInPipelinesOfAtMost512(t *testing.T) {
 	}
 }
 
+// TestHeadsOfOneChannelReadOnceABatch: every fresh subscription of a
+// burst asks for the head of its company's channel beside its own; in one
+// batch each channel's head is read once, and counted once against the
+// batch's bound of 512 (history.go runQueued's shared runs): 300 callers
+// asking for 600 heads of 301 channels go in one pipeline of 301. Every
+// caller gets the position it would have read alone.
+func TestHeadsOfOneChannelReadOnceABatch(t *testing.T) {
+	onlyOn(t, "single")
+	d, b, sizes := historyBusCountingPipelines(t)
+	company, _ := wire.NewChannel("acme", wire.ScopeCompany, "")
+	want := publishTexts(t, b, company, "before the burst")[0].Pos
+	person := func(i int) wire.Channel {
+		ch, _ := wire.PersonChannel("acme", fmt.Sprint("burst-", i))
+		return ch
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := b.Head(ctx, []wire.Channel{person(-1)}); err != nil { // loads head.lua
+		t.Fatal(err)
+	}
+	sizes.reset()
+
+	thaw := freezeUntilThawed(t, d)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if _, err := b.Head(ctx, []wire.Channel{person(-2)}); err != nil {
+			t.Error(err)
+		}
+	})
+	waitFor(t, "the first read on the wire", func() bool { return len(sizes.list()) == 1 })
+	const callers = 300
+	got := make([][]bus.Position, callers)
+	for i := range callers {
+		wg.Go(func() {
+			var err error
+			if got[i], err = b.Head(ctx, []wire.Channel{person(i), company}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond) // all queue behind the first
+	thaw()
+	wg.Wait()
+	if got, want := sizes.list(), []int{1, callers + 1}; !slices.Equal(got, want) {
+		t.Fatalf("pipelines of %v commands, want %v (the first read; one head per person channel and one for the company)", got, want)
+	}
+	for i, pos := range got {
+		if pos == nil {
+			continue // failed above
+		}
+		if pos[1] != want {
+			t.Fatalf("caller %d read the company's head as %+v, want %+v", i, pos[1], want)
+		}
+		if pos[0].Epoch == "" || pos[0].Epoch == want.Epoch {
+			t.Fatalf("caller %d read its own channel's head as %+v: not its own epoch", i, pos[0])
+		}
+	}
+}
+
 // TestHistoryScriptsLoadedTogetherAfterAFlush: a batch of queued reads of
 // two scripts a restarted Redis no longer has loads both before it is sent
 // again (history.go runQueued's loop over the missing scripts: it stops
