@@ -330,5 +330,5 @@ func TestMemoryReleasedAfterASubscriptionBurst(t *testing.T) {
 		}
 	}
 	e.live(conns * perConn)
-	eventually(t, "memory given back after the burst", func() bool { return e.ts.Stats().MemoryReleases == 1 })
+	eventually(t, "memory given back after the burst", func() bool { return e.ts.Stats().MemoryReleases >= 1 })
 }
