@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -228,5 +229,26 @@ func TestBodyOverTheLimitIsCounted(t *testing.T) {
 		if got := metric(t, tc.svc, "oshirase_"+name+"_requests_too_large_total"); got != 2 {
 			t.Errorf("%s: %d requests too large counted, want 2", name, got)
 		}
+	}
+	// An SSE request's body is read by sub's stream transport, not by its
+	// POST handler: refused and counted the same.
+	body := `{"query":"subscription { onNotificationReceived(userName: \"bob\") { text } }"}` + strings.Repeat(" ", 2<<10)
+	req, err := http.NewRequest(http.MethodPost, sub.URL+"/graphql", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(got), "REQUEST_TOO_LARGE") {
+		t.Fatalf("SSE over READ_LIMIT: %d %.300s", resp.StatusCode, got)
+	}
+	if got := metric(t, sub, "oshirase_sub_requests_too_large_total"); got != 3 {
+		t.Errorf("sub: %d requests too large counted after an SSE body over the limit, want 3", got)
 	}
 }

@@ -112,6 +112,16 @@ func (l *Limits) refuse(why shape, limit int) {
 	}
 }
 
+// RefuseBody counts a body refused with 413 by a handler of the service's
+// own (sub's SSE streams, over READ_LIMIT) in TooLarge, and logs it as
+// LimitBody does. Safe on a nil Limits.
+func (l *Limits) RefuseBody() {
+	if l == nil {
+		return
+	}
+	l.refuseBody()
+}
+
 // refuseBody counts a body refused over MaxBodyBytes and logs it, at most
 // once a second.
 func (l *Limits) refuseBody() {

@@ -92,6 +92,7 @@ func New(cfg Config, d Deps) *Server {
 		MissingPongOk:   cfg.MissingPongOk,
 		InitTimeout:     cfg.InitTimeout,
 		ReadLimit:       cfg.ReadLimit,
+		TooLarge:        cfg.Limits.RefuseBody,
 		WriteTimeout:    cfg.WriteTimeout,
 		WriteQueueBytes: cfg.WriteQueue,
 		QueueSize:       cfg.QueueSize,

@@ -41,6 +41,9 @@ func (s *Server) ServeSSE(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
+			if s.cfg.TooLarge != nil {
+				s.cfg.TooLarge()
+			}
 			errkind.WriteHTTP(w, http.StatusRequestEntityTooLarge, errkind.CodeRequestTooLarge, fmt.Sprintf("request body over the limit of %d bytes", s.cfg.ReadLimit))
 			return
 		}

@@ -125,6 +125,9 @@ type Config struct {
 	// InitTimeout is how long a WebSocket may wait before connection_init.
 	// Default: 3s.
 	InitTimeout time.Duration
+	// TooLarge, when set, is told of every SSE request body refused with
+	// 413 over ReadLimit (sub counts them with the POST bodies).
+	TooLarge func()
 	// ReadLimit caps a client message (WebSocket) or request body (SSE).
 	// Default: 64 KiB.
 	ReadLimit int64
