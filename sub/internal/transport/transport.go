@@ -363,10 +363,10 @@ func (s *Server) track(c *conn) {
 // is garbage once the socket is the engine's, and so is most of what
 // starting a subscription allocates (parsing and validating its document,
 // the bus's SUBSCRIBE rounds). After a burst that is most of the
-// memory: Go collects
-// garbage only when the heap has doubled and gives pages back to the OS
-// slowly (at 100,000 subscriptions on 14,286 connections, RSS stood at
-// 680 MB seconds after the burst; 420 MB once given back). So once
+// memory: Go collects garbage only when the heap has doubled and gives
+// pages back to the OS slowly (at 100,000 subscriptions on 14,286
+// connections, RSS stood at 680 MB seconds after the burst; 420 MB once
+// given back). So once
 // connects and subscriptions stop for burstQuiet after at least
 // burstEvents of them, the transport collects and returns the memory at
 // once (debug.FreeOSMemory). Subscriptions count as well as connects:
