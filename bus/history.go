@@ -83,7 +83,7 @@ func (b *Redis) Head(ctx context.Context, chs []wire.Channel) ([]Position, error
 		names[i] = ch.MetaKey()
 	}
 	cmds, err := b.evalEach(ctx, headScript, len(chs), names, func(i int) ([]string, []any) {
-		return []string{chs[i].MetaKey()}, []any{newEpoch(), metaTTL}
+		return []string{names[i]}, []any{newEpoch(), metaTTL}
 	})
 	if err != nil {
 		return nil, err
