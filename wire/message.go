@@ -56,9 +56,12 @@ var ErrMalformed = errors.New("malformed message")
 // Decode parses and checks a message read from Redis. Anyone with access to
 // Redis can PUBLISH anything, so every field is checked before it is trusted.
 func Decode(b []byte) (*Message, error) {
-	var m Message
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("wire: %w: %v", ErrMalformed, err)
+	m, ok := decodeFast(b)
+	if !ok {
+		m = Message{}
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, fmt.Errorf("wire: %w: %v", ErrMalformed, err)
+		}
 	}
 	// ifs, not a tagless switch, so that gremlins can mutate the conditions
 	// (go-gremlins/gremlins#298; docs/mutation.md).
