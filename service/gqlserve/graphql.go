@@ -61,7 +61,8 @@ type settings interface {
 	SetRecoverFunc(graphql.RecoverFunc)
 }
 
-// configure gives gql what every GraphQL endpoint serves with: a document
+// configure gives gql what every GraphQL endpoint serves with: automatic
+// persisted queries (apq.go), a document
 // checked against limits before it is validated, the spec's validation
 // rules, a parsed-query cache, the complexity limit after validation,
 // introspection when allowed, errors presented
@@ -75,6 +76,7 @@ func configure(gql settings, setRules func(func() *rules.Rules), limits *Limits,
 	cache := lru.New[*ast.QueryDocument](1000)
 	gql.SetQueryCache(cache)
 	gql.SetParserTokenLimit(MaxQueryTokens)
+	gql.Use(extension.AutomaticPersistedQuery{Cache: newPersistedQueries()})
 	limits.use(gql, cache)
 	setRules(validationRules)
 	if introspection {
