@@ -42,6 +42,10 @@ const (
 	// MAX_QUERY_DEPTH, or MAX_QUERY_COMPLEXITY as gqlgen's complexity
 	// extension scores it (the code that extension answers).
 	CodeTooComplex = "COMPLEXITY_LIMIT_EXCEEDED"
+	// CodePersistedQueryNotFound: an automatic persisted query's hash
+	// names no document the service holds; send the document with it
+	// (gqlgen's extension.AutomaticPersistedQuery answers it).
+	CodePersistedQueryNotFound = "PERSISTED_QUERY_NOT_FOUND"
 	// CodeBadRequest: the HTTP request or message is not a GraphQL
 	// request: not JSON, the wrong method or content type, a subscription
 	// over plain POST.
@@ -76,7 +80,7 @@ const (
 // Codes lists every code above. The README's error table lists the same,
 // no more and no fewer (dev/docs checks).
 var Codes = []string{
-	CodeParseFailed, CodeValidationFailed, CodeTooComplex, CodeBadRequest, CodeRequestTooLarge,
+	CodeParseFailed, CodeValidationFailed, CodeTooComplex, CodePersistedQueryNotFound, CodeBadRequest, CodeRequestTooLarge,
 	CodeBadUserInput, CodeUnauthenticated, CodeForbidden, CodeCursorExpired, CodeSlowConsumer, CodeUnavailable,
 	CodeRateLimited, CodeTooManySubscriptions, CodeInternal,
 }

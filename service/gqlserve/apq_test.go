@@ -67,7 +67,7 @@ func TestAutomaticPersistedQueries(t *testing.T) {
 	h := NewGraphQL(pagedSchema(), nil, false, log)
 	const q = "{ ok }"
 
-	if a := postAPQ(t, h, "", sha(q), 1); a.status != 200 || a.code() != "PERSISTED_QUERY_NOT_FOUND" || a.Data != nil {
+	if a := postAPQ(t, h, "", sha(q), 1); a.status != 200 || a.code() != errkind.CodePersistedQueryNotFound || a.Data != nil {
 		t.Fatalf("unknown hash: %d %+v, want 200 PERSISTED_QUERY_NOT_FOUND without data", a.status, a)
 	}
 	if a := postAPQ(t, h, q, sha(q), 1); a.status != 200 || string(a.Data) != `{"ok":true}` {
@@ -87,7 +87,7 @@ func TestAutomaticPersistedQueries(t *testing.T) {
 	if a := postAPQ(t, h, big, sha(big), 1); string(a.Data) != `{"ok":true}` {
 		t.Fatalf("a large document with its hash: %+v", a)
 	}
-	if a := postAPQ(t, h, "", sha(big), 1); a.code() != "PERSISTED_QUERY_NOT_FOUND" {
+	if a := postAPQ(t, h, "", sha(big), 1); a.code() != errkind.CodePersistedQueryNotFound {
 		t.Fatalf("a large document's hash alone: %+v, want PERSISTED_QUERY_NOT_FOUND (not kept)", a)
 	}
 
@@ -98,7 +98,7 @@ func TestAutomaticPersistedQueries(t *testing.T) {
 			t.Fatalf("document %d: %+v", i, a)
 		}
 	}
-	if a := postAPQ(t, h, "", sha(q), 1); a.code() != "PERSISTED_QUERY_NOT_FOUND" {
+	if a := postAPQ(t, h, "", sha(q), 1); a.code() != errkind.CodePersistedQueryNotFound {
 		t.Fatalf("after %d other documents: %+v, want the first one gone", persistedEntries, a)
 	}
 }
