@@ -31,7 +31,9 @@ while IFS= read -r file; do
   for target in $(grep -oE '^func (Fuzz[A-Za-z0-9_]+)\(' "$file" | sed -E 's/^func (Fuzz[A-Za-z0-9_]+)\(/\1/'); do
     for try in 1 2 3; do
       echo "fuzz: $dir $target ($FUZZTIME)"
-      before=$(ls "$dir/testdata/fuzz/$target" 2>/dev/null | sort | tr '\n' ' ')
+      # A target with no committed corpus yet has no directory: under
+      # pipefail a failing ls would end the script here, silently.
+      before=$({ ls "$dir/testdata/fuzz/$target" 2>/dev/null || true; } | sort | tr '\n' ' ')
       if (cd "$dir" && go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" . >"$log" 2>&1); then
         break
       fi
