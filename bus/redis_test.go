@@ -440,12 +440,27 @@ func TestFrozenRedis(t *testing.T) {
 			t.Fatalf("Publish past its deadline took %s", took)
 		}
 
+		// A subscription with no deadline of its own, waiting when the bus
+		// closes: Close answers it (no round runs any more to do so).
+		dave, _ := wire.PersonChannel("acme", "dave")
+		waiting := make(chan error, 1)
+		go func() { waiting <- b.Subscribe(context.Background(), []wire.Channel{dave}) }()
+		time.Sleep(50 * time.Millisecond)
+
 		start = time.Now()
 		if err := b.Close(); err != nil {
 			t.Logf("Close: %v", err)
 		}
 		if took := time.Since(start); took > 4*time.Second {
 			t.Fatalf("Close with a frozen redis took %s", took)
+		}
+		select {
+		case err := <-waiting:
+			if !errors.Is(err, bus.ErrClosed) {
+				t.Fatalf("Subscribe waiting at Close: %v, want ErrClosed", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Subscribe waiting at Close still waits after it")
 		}
 	})
 }

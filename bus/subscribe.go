@@ -41,6 +41,10 @@ func (b *Redis) Subscribe(ctx context.Context, chs []wire.Channel) error {
 		case <-ctx.Done():
 			b.Unsubscribe(chs)
 			return fmt.Errorf("%w: %w", ErrUnavailable, context.Cause(ctx))
+		case <-b.done:
+			// Closed while waiting: no round runs any more to answer.
+			b.Unsubscribe(chs)
+			return ErrClosed
 		}
 	}
 }
