@@ -40,7 +40,7 @@ func (w *wsSession) handleLegacy(data []byte) {
 	} else if !seen && m.Type == "connection_init" {
 		w.init(m.Payload)
 	} else if seen && m.Type == "start" {
-		w.start(m.ID, m.Payload)
+		w.start(m.ID, m.Payload, nil)
 	} else if seen && m.Type == "stop" {
 		w.complete(m.ID)
 	} else {

@@ -531,6 +531,14 @@ func (s *Server) Stats() Stats {
 // decodeParams reads a GraphQL request ({query, operationName, variables,
 // extensions}) the way gqlgen does: numbers stay json.Number.
 func decodeParams(data []byte) (*graphql.RawParams, error) {
+	if p, ok := paramsFast(data, false); ok {
+		return p, nil
+	}
+	return decodeParamsSlow(data)
+}
+
+// decodeParamsSlow is decodeParams through encoding/json, for every request.
+func decodeParamsSlow(data []byte) (*graphql.RawParams, error) {
 	var p graphql.RawParams
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.UseNumber()

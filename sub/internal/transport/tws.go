@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+
+	"github.com/99designs/gqlgen/graphql"
 )
 
 // msg is a graphql-transport-ws message in canonical form.
@@ -11,6 +13,7 @@ type msg struct {
 	ID      string
 	Type    string
 	Payload json.RawMessage
+	params  *graphql.RawParams // a subscribe's payload, when parseFast read it
 }
 
 // handleTransport handles one graphql-transport-ws message, following
@@ -43,7 +46,7 @@ func (w *wsSession) handleTransport(data []byte) {
 		} else if dup {
 			w.close(CloseSubscriberExists, "Subscriber for "+m.ID+" already exists")
 		} else {
-			w.start(m.ID, m.Payload)
+			w.start(m.ID, m.Payload, m.params)
 		}
 	case "complete":
 		w.complete(m.ID) // an id that finished already, or never started: nothing to stop
@@ -55,6 +58,14 @@ func (w *wsSession) handleTransport(data []byte) {
 // parse checks a client message as graphql-ws's own server does and
 // returns it in canonical form, or why it is invalid.
 func parse(data []byte) (msg, string) {
+	if m, ok := parseFast(data); ok {
+		return m, ""
+	}
+	return parseSlow(data)
+}
+
+// parseSlow is parse through encoding/json, for every message.
+func parseSlow(data []byte) (msg, string) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(data, &fields); err != nil || fields == nil {
 		return msg{}, "Invalid message: expected a JSON object"

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/gorilla/websocket"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -292,8 +293,9 @@ func (w *wsSession) init(payload json.RawMessage) {
 	}
 }
 
-// start runs one operation the client sent (subscribe / start).
-func (w *wsSession) start(id string, payload json.RawMessage) {
+// start runs one operation the client sent (subscribe / start): params
+// is its payload when already decoded (parseFast), else nil.
+func (w *wsSession) start(id string, payload json.RawMessage, params *graphql.RawParams) {
 	w.mu.Lock()
 	old := w.ops[id] // legacy only: a restarted id replaces its operation
 	ctx := w.ctx
@@ -312,10 +314,12 @@ func (w *wsSession) start(id string, payload json.RawMessage) {
 		old.end(true)
 	}
 
-	params, err := decodeParams(payload)
-	if err != nil {
-		w.fail(op, gqlerror.List{gqlerror.Errorf("invalid json")}, true)
-		return
+	if params == nil {
+		var err error
+		if params, err = decodeParams(payload); err != nil {
+			w.fail(op, gqlerror.List{gqlerror.Errorf("invalid json")}, true)
+			return
+		}
 	}
 	opCtx, field, errs := w.srv.prepare(ctx, params)
 	if errs != nil {
