@@ -88,8 +88,9 @@ type Handler func(ch wire.Channel, payload []byte)
 var (
 	// ErrUnavailable is wrapped when Redis cannot be reached in time.
 	ErrUnavailable = fmt.Errorf("bus: redis: %w", errkind.ErrUnavailable)
-	// ErrClosed is returned once the bus is closed.
-	ErrClosed = errors.New("bus: closed")
+	// ErrClosed is returned once the bus is closed: the instance is going
+	// away, so a client is told UNAVAILABLE and may retry elsewhere.
+	ErrClosed = fmt.Errorf("bus: closed: %w", errkind.ErrUnavailable)
 	// ErrPublishOnly is returned by Subscribe on a bus made without a Handler.
 	ErrPublishOnly = errors.New("bus: publish-only: no Handler configured")
 	// ErrCursorExpired is returned by History reads that cannot be answered

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/oshirase/oshirase/bus"
+	"github.com/oshirase/oshirase/service/errkind"
 	"github.com/oshirase/oshirase/wire"
 )
 
@@ -456,8 +457,8 @@ func TestFrozenRedis(t *testing.T) {
 		}
 		select {
 		case err := <-waiting:
-			if !errors.Is(err, bus.ErrClosed) {
-				t.Fatalf("Subscribe waiting at Close: %v, want ErrClosed", err)
+			if !errors.Is(err, bus.ErrClosed) || !errors.Is(err, errkind.ErrUnavailable) {
+				t.Fatalf("Subscribe waiting at Close: %v, want ErrClosed, an UNAVAILABLE", err)
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatal("Subscribe waiting at Close still waits after it")
