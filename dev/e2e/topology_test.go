@@ -314,3 +314,43 @@ func TestComposeClusterTopologyAsProcesses(t *testing.T) {
 		quiet = 10 * time.Millisecond // the first one's wait covers the rest
 	}
 }
+
+// REDIS_URL=rediss://…: both services speak TLS to Redis and check its
+// certificate against REDIS_URL's host (a certificate authority of the
+// test's own, trusted through SSL_CERT_FILE, as Go reads it): a notice
+// goes through with its receivedUsers, and every connection the services
+// hold is on the TLS port.
+func TestServicesOverTLSToRedis(t *testing.T) {
+	r, tls := redistest.StartTLS(t)
+	env := []string{"REDIS_URL=rediss://" + tls.Addr, "SSL_CERT_FILE=" + tls.CAFile}
+	pub := harness.StartPub(t, r, env...)
+	sub := harness.StartSub(t, r, env...)
+	cl := connect(t, sub, gqlws.TransportWS)
+	subscribe(t, cl, "1", "tls-bob")
+	pub.WaitReceivers("tls-bob", 1)
+	if n := send(t, pub, "tls-bob", "over tls"); n != 1 {
+		t.Fatalf("receivedUsers %d, want 1", n)
+	}
+	expectNotice(t, cl, "over tls")
+
+	rdb := r.Client()
+	defer rdb.Close()
+	list, err := rdb.ClientList(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tlsPort, _ := strings.Cut(tls.Addr, ":")
+	onTLS := 0
+	for _, line := range strings.Split(strings.TrimSpace(list), "\n") {
+		if strings.Contains(line, "cmd=client|list") {
+			continue // this test's own, on the plain port
+		}
+		if !strings.Contains(line, " laddr=127.0.0.1:"+tlsPort+" ") {
+			t.Errorf("a connection not on the TLS port: %s", line)
+		}
+		onTLS++
+	}
+	if onTLS < 2 {
+		t.Fatalf("%d connections on the TLS port, want pub's and sub's:\n%s", onTLS, list)
+	}
+}
