@@ -51,19 +51,26 @@ func members(s string, i int, depth int, member func(key string, start, end int)
 		if !ok || (member != nil && !member(key, start, end)) {
 			return i, false
 		}
-		i = skipSpace(s, end)
-		if i >= len(s) {
-			return i, false
-		}
-		switch s[i] {
-		case ',':
-			i = skipSpace(s, i+1)
-		case '}':
-			return i + 1, true
-		default:
-			return i, false
+		var done bool
+		if i, done, ok = after(s, end, '}'); !ok || done {
+			return i, ok
 		}
 	}
+}
+
+// after reads what follows a member or an element ending at end: a comma
+// (more follows, from i) or the closing bracket (done: i is after it).
+func after(s string, end int, closing byte) (i int, done, ok bool) {
+	i = skipSpace(s, end)
+	switch {
+	case i >= len(s):
+		return i, false, false
+	case s[i] == ',':
+		return skipSpace(s, i+1), false, true
+	case s[i] == closing:
+		return i + 1, true, true
+	}
+	return i, false, false
 }
 
 // skipValue answers the index after the JSON value at s[i], checking it
@@ -88,17 +95,9 @@ func skipValue(s string, i int, depth int) (int, bool) {
 			if !ok {
 				return i, false
 			}
-			i = skipSpace(s, end)
-			if i >= len(s) {
-				return i, false
-			}
-			switch s[i] {
-			case ',':
-				i = skipSpace(s, i+1)
-			case ']':
-				return i + 1, true
-			default:
-				return i, false
+			var done bool
+			if i, done, ok = after(s, end, ']'); !ok || done {
+				return i, ok
 			}
 		}
 	case c == '"':
