@@ -247,7 +247,7 @@ func unescape(c byte) byte {
 func isNullSpan(s string) bool { return s == "null" }
 
 // parseFast is parse for the messages it takes (see above); ok false:
-// call parse.
+// parseSlow decides.
 func parseFast(data []byte) (m msg, ok bool) {
 	s := string(data) // one copy, so that spans can be sliced as strings
 	var typ, id, payload string
