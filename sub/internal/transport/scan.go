@@ -244,7 +244,8 @@ func unescape(c byte) byte {
 	return 0
 }
 
-func isNullSpan(s string) bool { return s == "null" }
+// isNullSpan is isNull for a span of a message: absent or null.
+func isNullSpan(s string) bool { return s == "" || s == "null" }
 
 // parseFast is parse for the messages it takes (see above); ok false:
 // parseSlow decides.
@@ -268,7 +269,7 @@ func parseFast(data []byte) (m msg, ok bool) {
 	if m.Type, _, ok = jsonString(typ, 0, true); !ok || len(typ) == 0 {
 		return msg{}, false
 	}
-	if payload != "" && !isNullSpan(payload) {
+	if !isNullSpan(payload) {
 		m.Payload = json.RawMessage(payload)
 	}
 	switch m.Type {
@@ -340,7 +341,7 @@ func paramsFast(payload []byte, strict bool) (*graphql.RawParams, bool) {
 	}
 	var p graphql.RawParams
 	switch {
-	case query == "" || isNullSpan(query):
+	case isNullSpan(query):
 		if strict {
 			return nil, false
 		}
@@ -349,7 +350,7 @@ func paramsFast(payload []byte, strict bool) (*graphql.RawParams, bool) {
 			return nil, false
 		}
 	}
-	if name != "" && !isNullSpan(name) {
+	if !isNullSpan(name) {
 		if p.OperationName, _, ok = jsonString(name, 0, true); !ok {
 			return nil, false
 		}
@@ -366,7 +367,7 @@ func paramsFast(payload []byte, strict bool) (*graphql.RawParams, bool) {
 // objectOrNull decodes a span that is absent, null or an object, numbers
 // as json.Number (decodeParams's UseNumber).
 func objectOrNull(v string) (map[string]any, bool) {
-	if v == "" || isNullSpan(v) {
+	if isNullSpan(v) {
 		return nil, true
 	}
 	if v[0] != '{' {

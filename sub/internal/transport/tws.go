@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -126,7 +125,7 @@ func checkSubscribePayload(p json.RawMessage) string {
 
 // isNull reports whether v, part of a valid JSON document, is absent or null.
 func isNull(v json.RawMessage) bool {
-	return len(v) == 0 || bytes.Equal(v, []byte("null"))
+	return isNullSpan(string(v))
 }
 
 // isObject reports whether v, part of a valid JSON document, is an object.
