@@ -47,8 +47,11 @@ func (m *Message) Timestamp() int64 { return m.TS / 1000 }
 // PublishedAt is the publish time.
 func (m *Message) PublishedAt() time.Time { return time.UnixMilli(m.TS) }
 
-// Encode returns the JSON form of m.
-func (m *Message) Encode() ([]byte, error) { return json.Marshal(m) }
+// Encode returns the JSON form of m, as json.Marshal writes it. The error
+// is always nil (kept for callers written against json.Marshal).
+func (m *Message) Encode() ([]byte, error) {
+	return appendMessage(make([]byte, 0, 96+len(m.ID)+len(m.Text)+len(m.Scope)+len(m.Pos)+len(m.Epoch)), m), nil
+}
 
 // ErrMalformed is wrapped by every Decode error.
 var ErrMalformed = errors.New("malformed message")
