@@ -76,7 +76,9 @@ func registerMetrics(m *metrics.Registry, pubr *publisher.Publisher) {
 func newHandler(cfg config.Config, origins httpserve.Origins, authenticate httpserve.Authenticator, pubr *publisher.Publisher, b *bus.Redis, metrics *metrics.Registry, log *slog.Logger) http.Handler {
 	limits := gqlserve.NewLimits(cfg.Limits(cfg.MaxBodyBytes, log))
 	limits.Register(metrics, "pub")
-	gql := gqlserve.NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{Publisher: pubr, Log: log}}), limits, cfg.Introspection, log)
+	resolver := &graph.Resolver{Publisher: pubr, Log: log}
+	gql := gqlserve.NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: resolver}), limits, cfg.Introspection, log)
+	gql.Use(graph.BatchRenderer{Resolvers: resolver})
 
 	var limited http.Handler = limits.LimitBody(gql)
 	var th *throttle.Throttle
