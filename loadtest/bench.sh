@@ -12,7 +12,8 @@
 # pub's net/http/pprof on 127.0.0.1 for profiling a run. OSHIRASE_BIN=dir
 # takes pub and sub from dir instead of building them (to run an earlier
 # build beside this one, one run each). REDIS_ARGS adds redis-server
-# options (e.g. "--stream-node-max-bytes 512").
+# options (e.g. "--stream-node-max-bytes 512"). OSHIRASE_ENV adds
+# environment for pub and sub (e.g. "HISTORY_SIZE=0").
 # Builds what it needs (go build, npm ci, go install centrifugo into
 # .cache/bin), starts one redis-server on a free port and every server it
 # measures, stops all of them on exit, and writes loadtest/results/
@@ -127,10 +128,12 @@ start_oshirase() {
   sp=$("$LOAD" freeport); pp=$("$LOAD" freeport)
   # PPROF_PORT=6060 exposes sub's net/http/pprof on 127.0.0.1 for profiling a run.
   # No drain: one instance, no balancer, and a stop between runs should not wait.
+  # shellcheck disable=SC2086 # OSHIRASE_ENV is a list of NAME=value words
   env ${PPROF_PORT:+PPROF_ADDR=127.0.0.1:$PPROF_PORT} PORT=$sp REDIS_URL=$REDIS LOG_LEVEL=warn DRAIN_DELAY=0s DRAIN_WINDOW=0s \
-    "$BIN/sub" 2>>"$TMP/sub.log" &
+    ${OSHIRASE_ENV:-} "$BIN/sub" 2>>"$TMP/sub.log" &
   SERVER_PID=$!; PIDS+=("$SERVER_PID")
-  env ${PUB_PPROF_PORT:+PPROF_ADDR=127.0.0.1:$PUB_PPROF_PORT} PORT=$pp REDIS_URL=$REDIS LOG_LEVEL=warn "$BIN/pub" 2>>"$TMP/pub.log" &
+  # shellcheck disable=SC2086
+  env ${PUB_PPROF_PORT:+PPROF_ADDR=127.0.0.1:$PUB_PPROF_PORT} PORT=$pp REDIS_URL=$REDIS LOG_LEVEL=warn ${OSHIRASE_ENV:-} "$BIN/pub" 2>>"$TMP/pub.log" &
   PUB_PID=$!; PIDS+=("$PUB_PID")
   wait_http "http://127.0.0.1:$sp/readyz"
   wait_http "http://127.0.0.1:$pp/readyz"
@@ -287,7 +290,10 @@ log "redis-benchmark PUBLISH"
 
 OUT=$RES
 if [[ $SCENARIOS == s5 ]]; then OUT=$RES/s5; mkdir -p "$OUT"; fi
-"$LOAD" report -in "$TMP" -out "$OUT" -mode "$MODE" \
+SETTINGS=() # what this run set beyond the defaults, into the results' setup
+if [[ -n ${OSHIRASE_ENV:-} ]]; then SETTINGS+=(-fact "pub and sub environment=$OSHIRASE_ENV"); fi
+if [[ -n ${REDIS_ARGS:-} ]]; then SETTINGS+=(-fact "redis-server options=$REDIS_ARGS"); fi
+"$LOAD" report -in "$TMP" -out "$OUT" -mode "$MODE" ${SETTINGS[@]+"${SETTINGS[@]}"} \
   -machine "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)" \
   -fact "redis=$(redis-server --version | awk '{print $3}' | cut -d= -f2)" \
   -fact "go=$(go env GOVERSION)" -fact "node=$(node --version 2>/dev/null || echo none)" \
