@@ -144,6 +144,7 @@ func TestBatchRendererAnswersAsGqlgen(t *testing.T) {
 		{"the call fails", `mutation($in: [PublishInput!]!) { publishBatch(inputs: $in) { id } }`, map[string]any{"in": inputs("a", "whole")}},
 		{"the resolver panics", `mutation($in: [PublishInput!]!) { publishBatch(inputs: $in) { id } }`, map[string]any{"in": inputs("a", "panic")}},
 		{"bad scope", `mutation($in: [PublishInput!]!) { publishBatch(inputs: $in) { id } }`, map[string]any{"in": []any{map[string]any{"scope": "GALAXY", "text": "x"}}}},
+		{"lower-case scope", `mutation($in: [PublishInput!]!) { publishBatch(inputs: $in) { error { code message } } }`, map[string]any{"in": []any{map[string]any{"scope": "person", "to": "a", "text": "x"}}}},
 		{"unknown input field", `mutation($in: [PublishInput!]!) { publishBatch(inputs: $in) { id } }`, map[string]any{"in": []any{map[string]any{"scope": "PERSON", "to": "a", "text": "x", "colour": "red"}}}},
 		{"text not a string", `mutation($in: [PublishInput!]!) { publishBatch(inputs: $in) { id } }`, map[string]any{"in": []any{map[string]any{"scope": "PERSON", "to": "a", "text": 5}}}},
 		{"null item", `mutation($in: [PublishInput!]!) { publishBatch(inputs: $in) { id } }`, map[string]any{"in": []any{nil}}},
@@ -240,5 +241,26 @@ func TestBatchRendererRandomSelections(t *testing.T) {
 	}
 	if rendered != 300 {
 		t.Fatalf("BatchRenderer wrote %d of 300 answers; gqlgen the others", rendered)
+	}
+}
+
+// gqlparser takes a variable's enum value in any case ("person") and
+// gqlgen's mapping then leaves the scope empty: the caller is told which
+// values there are, not that "" is unknown.
+func TestLowerCaseScopeIsNamed(t *testing.T) {
+	var fields atomic.Int64
+	h := server(true, &fields)
+	in := map[string]any{"scope": "person", "to": "bob", "text": "hi"}
+	for _, q := range []struct {
+		query string
+		vars  map[string]any
+	}{
+		{`mutation($in: PublishInput!) { publish(input: $in) { id } }`, map[string]any{"in": in}},
+		{`mutation($in: [PublishInput!]!) { publishBatch(inputs: $in) { error { code message } } }`, map[string]any{"in": []any{in}}},
+	} {
+		got := ask(h, &fields, q.query, q.vars)
+		if !strings.Contains(got.body, `BAD_USER_INPUT`) || !strings.Contains(got.body, `scope is not one of PERSON, STORE, COMPANY, PUBLIC`) {
+			t.Fatalf("%s: %s", q.query, got.body)
+		}
 	}
 }

@@ -34,6 +34,11 @@ func deref(s *string) string {
 
 // notice checks the caller may address t and makes the publisher's notice.
 func notice(caller auth.Identity, t access.Target, text, key string) (publisher.Notice, error) {
+	if !t.Scope.Valid() {
+		// gqlparser lets a variable's enum value through in any case
+		// ("person"), and gqlgen's mapping then leaves the scope empty.
+		return publisher.Notice{}, fmt.Errorf("%w: scope is not one of PERSON, STORE, COMPANY, PUBLIC (enum values are upper case)", errkind.ErrBadInput)
+	}
 	t, err := access.Resolve(caller, t)
 	if err != nil {
 		return publisher.Notice{}, err
