@@ -122,6 +122,34 @@ type Shape struct {
 	field graphql.CollectedField
 	base  context.Context // the operation and the root field, as execution sees them
 	refs  int             // guarded by n.mu
+	// fields is the collected selection Render writes itself; nil when
+	// it holds what only the generated execution renders (a @defer, a
+	// field it does not know), which then renders every notice.
+	fields []shapeField
+}
+
+// shapeField is one field of a shape: the key it is written under and
+// the Notification field it asks for.
+type shapeField struct{ key, name string }
+
+// writable collects the shape's fields as the generated _Notification
+// does, once, for Render to write; nil if any is not one it writes.
+func writable(opCtx *graphql.OperationContext, field graphql.CollectedField) []shapeField {
+	var out []shapeField
+	for _, f := range graphql.CollectFields(opCtx, field.Selections, notificationImplementors) {
+		switch {
+		case len(f.Deferrables) > 0 || len(f.Arguments) > 0 || len(f.Selections) > 0:
+			return nil
+		case f.Name == "__typename", f.Name == "id", f.Name == "text", f.Name == "timestamp", f.Name == "scope", f.Name == "cursor":
+			out = append(out, shapeField{key: f.Alias, name: f.Name})
+		default:
+			return nil
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // Key identifies the shape: equal keys render equal bytes.
@@ -168,7 +196,7 @@ func (n *Notifications) newShape(key string, opCtx *graphql.OperationContext, fi
 	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
 		Object: "Subscription", Field: field, IsMethod: true, IsResolver: true,
 	})
-	return &Shape{n: n, key: key, opCtx: opCtx, field: field, base: ctx, refs: 1}
+	return &Shape{n: n, key: key, opCtx: opCtx, field: field, base: ctx, refs: 1, fields: writable(opCtx, field)}
 }
 
 // Release gives back one subscription's hold on the shape; the last one
@@ -191,9 +219,55 @@ func (s *Shape) Release() {
 // when a field failed, and the CursorHole wherever the cursor was asked
 // for. The bytes are shared by every subscription of the shape and never
 // modified.
+//
+// Notification's fields are a message's own values, none of which can
+// fail, so a shape of them is written directly, with gqlgen's scalar
+// marshalers, in the order the generated execution collects them: the
+// same bytes (TestRenderWritesAsExecution, FuzzRender) for a tenth of the
+// time and allocations. Any other shape is executed.
 func (s *Shape) Render(m *wire.Message) []byte {
+	s.n.executions.Add(1)
+	if s.fields != nil {
+		return s.write(m)
+	}
+	return s.execute(m)
+}
+
+// write renders m for the shape's fields as the generated execution does.
+func (s *Shape) write(m *wire.Message) []byte {
+	var buf bytes.Buffer
+	buf.Grow(64 + 16*len(s.fields) + len(s.field.Alias) + len(m.Text) + len(m.ID) + len(s.n.hole))
+	buf.WriteString(`{"data":{`)
+	graphql.MarshalString(s.field.Alias).MarshalGQL(&buf)
+	buf.WriteString(`:{`)
+	for i, f := range s.fields {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		graphql.MarshalString(f.key).MarshalGQL(&buf)
+		buf.WriteByte(':')
+		switch f.name {
+		case "__typename":
+			buf.WriteString(`"Notification"`)
+		case "id":
+			graphql.MarshalID(m.ID).MarshalGQL(&buf)
+		case "text":
+			graphql.MarshalString(m.Text).MarshalGQL(&buf)
+		case "timestamp":
+			buf.Write(strconv.AppendInt(buf.AvailableBuffer(), m.Timestamp(), 10))
+		case "scope":
+			graphql.MarshalString(marshalNScope2githubᚗcomᚋoshiraseᚋoshiraseᚋwireᚐScope[m.Scope]).MarshalGQL(&buf)
+		case "cursor":
+			buf.Write(s.n.hole)
+		}
+	}
+	buf.WriteString(`}}}`)
+	return buf.Bytes()
+}
+
+// execute renders m through the generated _Notification.
+func (s *Shape) execute(m *wire.Message) []byte {
 	n := s.n
-	n.executions.Add(1)
 	ctx := graphql.WithResponseContext(s.base, n.presenter, n.recover) // errors are per execution
 	ec := newExecutionContext(s.opCtx, n.es, nil)
 	var v graphql.Marshaler

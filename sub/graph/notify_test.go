@@ -25,7 +25,7 @@ func (audience) Channels(_ context.Context, user string) ([]wire.Channel, error)
 	return []wire.Channel{ch}, err
 }
 
-func setup(t *testing.T) (*graph.Notifications, func(query string, vars map[string]any) *graph.Shape) {
+func setup(t testing.TB) (*graph.Notifications, func(query string, vars map[string]any) *graph.Shape) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	r := &graph.Resolver{Audience: audience{}}
 	schema := graph.NewExecutableSchema(graph.Config{Resolvers: r})

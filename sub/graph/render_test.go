@@ -1,0 +1,84 @@
+package graph_test
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/oshirase/oshirase/wire"
+)
+
+// Render writes every shape of Notification's fields itself, byte for
+// byte as the generated execution renders it: random selections with
+// aliases, repeats, inline and named fragments, @skip and @include, root
+// aliases, for messages whose text needs escaping.
+func TestRenderWritesAsExecution(t *testing.T) {
+	_, open := setup(t)
+	rnd := rand.New(rand.NewPCG(3, 4))
+	names := []string{"id", "text", "timestamp", "scope", "cursor", "__typename"}
+	aliases := map[string][]string{ // one key, one field: two fields under one key is a validation error
+		"id": {"", "i: ", "id: "}, "text": {"", "t: ", "body: "}, "timestamp": {"", "ts: "},
+		"scope": {"", "s: "}, "cursor": {"", "c: "}, "__typename": {"", "type: "},
+	}
+	directive := func() string {
+		switch rnd.IntN(5) {
+		case 0:
+			return " @skip(if: $b)"
+		case 1:
+			return " @include(if: $b)"
+		case 2:
+			return " @include(if: true)"
+		}
+		return ""
+	}
+	var pick func(depth int) string
+	pick = func(depth int) string {
+		var parts []string
+		for range 1 + rnd.IntN(5) {
+			switch k := rnd.IntN(10); {
+			case k < 7:
+				n := names[rnd.IntN(len(names))]
+				parts = append(parts, aliases[n][rnd.IntN(len(aliases[n]))]+n+directive())
+			case k < 8:
+				parts = append(parts, "...F"+directive())
+			case depth < 2:
+				parts = append(parts, "..."+[]string{" on Notification", ""}[rnd.IntN(2)]+directive()+" { "+pick(depth+1)+" }")
+			}
+		}
+		if len(parts) == 0 {
+			return "id"
+		}
+		return strings.Join(parts, " ")
+	}
+	texts := []string{"hi", `say "hi" \ <b>&amp;</b>`, "line\nbreak\ttab\x01\x7f", "日本語 \u2028 \u2029 😀", "\xff\xfe invalid", ""}
+	scopes := []wire.Scope{wire.ScopePerson, wire.ScopeStore, wire.ScopeCompany, wire.ScopePublic}
+	for i := range 300 {
+		root := []string{"", "n: ", "onNotificationReceived: "}[rnd.IntN(3)]
+		q := `subscription($b: Boolean!) { ` + root + `onNotificationReceived(userName: "a") { id @include(if: $b) ...F @skip(if: $b) ` + pick(0) + ` } }
+			fragment F on Notification { timestamp c: cursor }`
+		s := open(q, map[string]any{"b": rnd.IntN(2) == 0})
+		if !s.Written() {
+			t.Fatalf("%s: not written", q)
+		}
+		m := &wire.Message{V: 1, ID: "019ac4b2-0000-7000-8000-00000000000" + string(rune('0'+i%10)), Text: texts[i%len(texts)],
+			TS: 1_700_000_000_123 + int64(i)*7919, Scope: scopes[i%len(scopes)]}
+		if got, want := string(s.Render(m)), string(s.Execute(m)); got != want {
+			t.Fatalf("%s\nwritten:  %s\nexecuted: %s", q, got, want)
+		}
+		s.Release()
+	}
+}
+
+// FuzzRender: for any message, a shape of every field written under
+// aliases and names renders as the generated execution does.
+func FuzzRender(f *testing.F) {
+	f.Add("019ac4b2-0000-7000-8000-000000000000", "Your order has shipped", int64(1_700_000_000_123), "person")
+	_, open := setup(f)
+	shape := open(`subscription { n: onNotificationReceived(userName: "a") { __typename id t: text timestamp scope c: cursor text } }`, nil)
+	f.Fuzz(func(t *testing.T, id, text string, ts int64, scope string) {
+		m := &wire.Message{V: 1, ID: id, Text: text, TS: ts, Scope: wire.Scope(scope)}
+		if got, want := string(shape.Render(m)), string(shape.Execute(m)); got != want {
+			t.Fatalf("written:  %s\nexecuted: %s", got, want)
+		}
+	})
+}
