@@ -82,3 +82,14 @@ func FuzzRender(f *testing.F) {
 		}
 	})
 }
+
+// A selection whose every field is skipped renders an empty object, by
+// the generated execution (the one shape Render does not write).
+func TestRenderEmptySelection(t *testing.T) {
+	_, open := setup(t)
+	s := open(`subscription { onNotificationReceived(userName: "a") { id @skip(if: true) } }`, nil)
+	m := &wire.Message{V: 1, ID: "x", Text: "hi", TS: 1_700_000_000_123, Scope: wire.ScopePerson}
+	if got := string(s.Render(m)); s.Written() || got != `{"data":{"onNotificationReceived":{}}}` {
+		t.Fatalf("written %v, rendered %s", s.Written(), got)
+	}
+}
