@@ -22,6 +22,7 @@ import (
 	"github.com/oshirase/oshirase/service/auth"
 	"github.com/oshirase/oshirase/service/errkind"
 	"github.com/oshirase/oshirase/service/gqlserve"
+	"github.com/oshirase/oshirase/service/gqlserve/selectiontest"
 	"github.com/oshirase/oshirase/wire"
 )
 
@@ -178,56 +179,24 @@ func TestBatchRendererRandomSelections(t *testing.T) {
 	var slowFields, fastFields atomic.Int64
 	slow, fast := server(false, &slowFields), server(true, &fastFields)
 	rnd := rand.New(rand.NewPCG(1, 2))
-	// Each field has aliases of its own (one key, one field: the rule
-	// that makes two fields of one key conflict is validation's).
-	aliases := map[string][]string{
-		"receivedUsers": {"", "n: ", "receivedUsers: "},
-		"id":            {"", "i: ", "id: "},
-		"timestamp":     {"", "t: "},
-		"__typename":    {"", "tn: "},
-	}
-	names := []string{"receivedUsers", "id", "timestamp", "__typename"}
-	errNames := []string{"code", "message", "__typename", "c: code"}
-	directive := func() string {
-		switch rnd.IntN(5) {
-		case 0:
-			return " @skip(if: $b)"
-		case 1:
-			return " @include(if: $b)"
-		case 2:
-			return " @skip(if: false)"
-		}
-		return ""
-	}
-	var pick func(depth int) string
-	pick = func(depth int) string {
-		var parts []string
-		for range 1 + rnd.IntN(5) {
-			switch k := rnd.IntN(10); {
-			case k < 6:
-				n := names[rnd.IntN(len(names))]
-				parts = append(parts, aliases[n][rnd.IntN(len(aliases[n]))]+n+directive())
-			case k < 8:
-				sub := []string{}
-				for range 1 + rnd.IntN(3) {
-					sub = append(sub, errNames[rnd.IntN(len(errNames))])
-				}
-				parts = append(parts, "error"+directive()+" { "+strings.Join(sub, " ")+" }")
-			case k < 9:
-				parts = append(parts, "...F"+directive())
-			case depth < 2:
-				parts = append(parts, "..."+[]string{" on PublishResult", ""}[rnd.IntN(2)]+directive()+" { "+pick(depth+1)+" }")
-			}
-		}
-		if len(parts) == 0 {
-			return "id"
-		}
-		return strings.Join(parts, " ")
+	result := &selectiontest.Object{
+		Type: "PublishResult",
+		Fields: map[string][]string{
+			"receivedUsers": {"", "n: ", "receivedUsers: "},
+			"id":            {"", "i: ", "id: "},
+			"timestamp":     {"", "t: "},
+			"__typename":    {"", "tn: "},
+		},
+		Objects: map[string]*selectiontest.Object{"error": {
+			Type:   "PublishError",
+			Fields: map[string][]string{"code": {"", "c: "}, "message": {""}, "__typename": {""}},
+		}},
+		Fragment: "F",
 	}
 	in := inputs("hi", "fail", "all", "x", "yo")
 	rendered := 0
 	for range 300 {
-		q := `mutation($in: [PublishInput!]!, $b: Boolean!) { publishBatch(inputs: $in) { t: timestamp @include(if: $b) ...F @skip(if: $b) ` + pick(0) + ` } }
+		q := `mutation($in: [PublishInput!]!, $b: Boolean!) { publishBatch(inputs: $in) { t: timestamp @include(if: $b) ...F @skip(if: $b) ` + selectiontest.Random(rnd, result) + ` } }
 			fragment F on PublishResult { timestamp error { c: code } }`
 		vars := map[string]any{"in": in, "b": rnd.IntN(2) == 0}
 		want := ask(slow, &slowFields, q, vars)

@@ -2,9 +2,9 @@ package graph_test
 
 import (
 	"math/rand/v2"
-	"strings"
 	"testing"
 
+	"github.com/oshirase/oshirase/service/gqlserve/selectiontest"
 	"github.com/oshirase/oshirase/wire"
 )
 
@@ -15,46 +15,19 @@ import (
 func TestRenderWritesAsExecution(t *testing.T) {
 	_, open := setup(t)
 	rnd := rand.New(rand.NewPCG(3, 4))
-	names := []string{"id", "text", "timestamp", "scope", "cursor", "__typename"}
-	aliases := map[string][]string{ // one key, one field: two fields under one key is a validation error
-		"id": {"", "i: ", "id: "}, "text": {"", "t: ", "body: "}, "timestamp": {"", "ts: "},
-		"scope": {"", "s: "}, "cursor": {"", "c: "}, "__typename": {"", "type: "},
-	}
-	directive := func() string {
-		switch rnd.IntN(5) {
-		case 0:
-			return " @skip(if: $b)"
-		case 1:
-			return " @include(if: $b)"
-		case 2:
-			return " @include(if: true)"
-		}
-		return ""
-	}
-	var pick func(depth int) string
-	pick = func(depth int) string {
-		var parts []string
-		for range 1 + rnd.IntN(5) {
-			switch k := rnd.IntN(10); {
-			case k < 7:
-				n := names[rnd.IntN(len(names))]
-				parts = append(parts, aliases[n][rnd.IntN(len(aliases[n]))]+n+directive())
-			case k < 8:
-				parts = append(parts, "...F"+directive())
-			case depth < 2:
-				parts = append(parts, "..."+[]string{" on Notification", ""}[rnd.IntN(2)]+directive()+" { "+pick(depth+1)+" }")
-			}
-		}
-		if len(parts) == 0 {
-			return "id"
-		}
-		return strings.Join(parts, " ")
+	notification := &selectiontest.Object{
+		Type: "Notification",
+		Fields: map[string][]string{
+			"id": {"", "i: ", "id: "}, "text": {"", "t: ", "body: "}, "timestamp": {"", "ts: "},
+			"scope": {"", "s: "}, "cursor": {"", "c: "}, "__typename": {"", "type: "},
+		},
+		Fragment: "F",
 	}
 	texts := []string{"hi", `say "hi" \ <b>&amp;</b>`, "line\nbreak\ttab\x01\x7f", "日本語 \u2028 \u2029 😀", "\xff\xfe invalid", ""}
 	scopes := []wire.Scope{wire.ScopePerson, wire.ScopeStore, wire.ScopeCompany, wire.ScopePublic}
 	for i := range 300 {
 		root := []string{"", "n: ", "onNotificationReceived: "}[rnd.IntN(3)]
-		q := `subscription($b: Boolean!) { ` + root + `onNotificationReceived(userName: "a") { id @include(if: $b) ...F @skip(if: $b) ` + pick(0) + ` } }
+		q := `subscription($b: Boolean!) { ` + root + `onNotificationReceived(userName: "a") { id @include(if: $b) ...F @skip(if: $b) ` + selectiontest.Random(rnd, notification) + ` } }
 			fragment F on Notification { timestamp c: cursor }`
 		s := open(q, map[string]any{"b": rnd.IntN(2) == 0})
 		if !s.Written() {
