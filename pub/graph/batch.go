@@ -178,13 +178,7 @@ func collect(oc *graphql.OperationContext, sel ast.SelectionSet, typ string) ([]
 
 // write writes r as gqlgen's _PublishResult would for this selection set.
 func (s resultShape) write(buf *bytes.Buffer, r *model.PublishResult) {
-	buf.WriteByte('{')
-	for i, f := range s {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		graphql.MarshalString(f.alias).MarshalGQL(buf)
-		buf.WriteByte(':')
+	writeObject(buf, s, func(f field) {
 		switch f.name {
 		case "__typename":
 			graphql.MarshalString("PublishResult").MarshalGQL(buf)
@@ -199,8 +193,35 @@ func (s resultShape) write(buf *bytes.Buffer, r *model.PublishResult) {
 		case "timestamp":
 			writeInt(buf, r.Timestamp)
 		case "error":
-			writeError(buf, f.sub, r.Error)
+			if r.Error == nil {
+				buf.WriteString("null")
+				return
+			}
+			writeObject(buf, f.sub, func(f field) {
+				switch f.name {
+				case "__typename":
+					graphql.MarshalString("PublishError").MarshalGQL(buf)
+				case "code":
+					graphql.MarshalString(r.Error.Code).MarshalGQL(buf)
+				case "message":
+					graphql.MarshalString(r.Error.Message).MarshalGQL(buf)
+				}
+			})
 		}
+	})
+}
+
+// writeObject writes a JSON object of fields, as gqlgen's field set does:
+// each field's key, then its value as value writes it.
+func writeObject(buf *bytes.Buffer, fields []field, value func(field)) {
+	buf.WriteByte('{')
+	for i, f := range fields {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		graphql.MarshalString(f.alias).MarshalGQL(buf)
+		buf.WriteByte(':')
+		value(f)
 	}
 	buf.WriteByte('}')
 }
@@ -211,30 +232,6 @@ func writeInt(buf *bytes.Buffer, v *int64) {
 		return
 	}
 	buf.Write(strconv.AppendInt(buf.AvailableBuffer(), *v, 10))
-}
-
-func writeError(buf *bytes.Buffer, sel []field, e *model.PublishError) {
-	if e == nil {
-		buf.WriteString("null")
-		return
-	}
-	buf.WriteByte('{')
-	for i, f := range sel {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		graphql.MarshalString(f.alias).MarshalGQL(buf)
-		buf.WriteByte(':')
-		switch f.name {
-		case "__typename":
-			graphql.MarshalString("PublishError").MarshalGQL(buf)
-		case "code":
-			graphql.MarshalString(e.Code).MarshalGQL(buf)
-		case "message":
-			graphql.MarshalString(e.Message).MarshalGQL(buf)
-		}
-	}
-	buf.WriteByte('}')
 }
 
 // batchInputs reads publishBatch's inputs argument (coerced by gqlgen's
