@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"slices"
 	"strconv"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -127,51 +128,35 @@ type resultShape []field
 
 // resultShapeOf collects sel as gqlgen does for each PublishResult (and
 // the selection set of its error); false if it holds what BatchRenderer
-// does not write (a deferred fragment).
+// does not write.
 func resultShapeOf(oc *graphql.OperationContext, sel ast.SelectionSet) (resultShape, bool) {
-	fields, ok := collect(oc, sel, "PublishResult")
-	if !ok {
-		return nil, false
-	}
-	for i, f := range fields {
-		switch f.name {
-		case "__typename", "receivedUsers", "id", "timestamp":
-		case "error":
-			sub, ok := collect(oc, f.selections, "PublishError")
-			if !ok {
-				return nil, false
-			}
-			for _, s := range sub {
-				if s.name != "__typename" && s.name != "code" && s.name != "message" {
-					return nil, false
-				}
-				fields[i].sub = append(fields[i].sub, s.field)
-			}
-		default:
-			return nil, false
-		}
-	}
-	out := make(resultShape, len(fields))
-	for i, f := range fields {
-		out[i] = field{alias: f.alias, name: f.name, sub: f.sub}
-	}
-	return out, true
+	return collect(oc, sel, "PublishResult")
 }
 
-type collected struct {
-	field
-	selections ast.SelectionSet
+// writes are the fields of each type BatchRenderer writes.
+var writes = map[string][]string{
+	"PublishResult": {"__typename", "receivedUsers", "id", "timestamp", "error"},
+	"PublishError":  {"__typename", "code", "message"},
 }
 
 // collect is graphql.CollectFields for an object of type typ (which
-// merges the fields of one key into one, as gqlgen writes them).
-func collect(oc *graphql.OperationContext, sel ast.SelectionSet, typ string) ([]collected, bool) {
-	var out []collected
+// merges the fields of one key into one, as gqlgen writes them), error's
+// own fields collected as PublishError's; false for a deferred fragment
+// or a field BatchRenderer does not write.
+func collect(oc *graphql.OperationContext, sel ast.SelectionSet, typ string) ([]field, bool) {
+	var out []field
 	for _, f := range graphql.CollectFields(oc, sel, []string{typ}) {
-		if len(f.Deferrables) > 0 {
+		if len(f.Deferrables) > 0 || !slices.Contains(writes[typ], f.Name) {
 			return nil, false
 		}
-		out = append(out, collected{field: field{alias: f.Alias, name: f.Name}, selections: f.Selections})
+		w := field{alias: f.Alias, name: f.Name}
+		if typ == "PublishResult" && f.Name == "error" {
+			var ok bool
+			if w.sub, ok = collect(oc, f.Selections, "PublishError"); !ok {
+				return nil, false
+			}
+		}
+		out = append(out, w)
 	}
 	return out, true
 }
