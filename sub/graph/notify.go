@@ -75,8 +75,9 @@ func NewNotifications(schema graphql.ExecutableSchema, r *Resolver, presenter gr
 // notice's text cannot hold it but by chance (2^-128).
 func (n *Notifications) CursorHole() []byte { return n.hole }
 
-// Executions is how many times a Notification selection set was executed
-// for a notice: once per notice and shape present on its channel.
+// Executions is how many times a Notification selection set was rendered
+// for a notice (written directly or executed): once per notice and shape
+// present on its channel.
 func (n *Notifications) Executions() int64 { return n.executions.Load() }
 
 // Shapes is how many distinct shapes live subscriptions use.

@@ -163,7 +163,7 @@ func registerMetrics(m *metrics.Registry, h *hub.Hub, b *bus.Redis, srv *server.
 	m.GaugeFunc("oshirase_sub_shapes", "Distinct selection shapes of live subscriptions.", func() int64 { return int64(n.Shapes()) })
 	m.CounterFunc("oshirase_sub_messages_received_total", "Messages received from Redis.", func() int64 { return h.Stats().Received })
 	m.CounterFunc("oshirase_sub_deliveries_total", "Notices queued to subscriptions.", func() int64 { return h.Stats().Delivered })
-	m.CounterFunc("oshirase_sub_executions_total", "Notification selection sets executed: one per notice and shape on its channel.", n.Executions)
+	m.CounterFunc("oshirase_sub_executions_total", "Notification selection sets rendered (written directly, or executed): one per notice and shape on its channel.", n.Executions)
 	m.CounterFunc("oshirase_sub_frames_total", "Frames written to WebSockets and SSE streams.", func() int64 { return ts.Stats().Frames })
 	m.CounterFunc("oshirase_sub_writes_total", "Socket writes made for them (frames queued together share one).", func() int64 { return ts.Stats().Writes })
 	m.CounterFunc("oshirase_sub_malformed_total", "Messages from Redis that failed to decode and were skipped.", func() int64 { return h.Stats().Malformed })
