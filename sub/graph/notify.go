@@ -125,7 +125,8 @@ type Shape struct {
 	refs  int             // guarded by n.mu
 	// fields is the collected selection Render writes itself; nil when
 	// it holds what only the generated execution renders (a @defer, a
-	// field it does not know), which then renders every notice.
+	// field it does not know) or nothing (every field skipped), which the
+	// generated execution then renders for every notice.
 	fields []shapeField
 }
 
