@@ -69,6 +69,7 @@ type conn struct {
 	state      connState
 	readerDone bool // the reading goroutine has returned
 	timers     []*time.Timer
+	kaSlot     int // its keep-alive slot + 1, 0 for none; guarded by srv.ka.mu
 	closeOnce  sync.Once
 	reason     atomic.Uint32 // why it ends (a reason), the first cause recorded
 }
@@ -243,6 +244,7 @@ func (c *conn) closeSocket() {
 		for _, t := range timers {
 			t.Stop()
 		}
+		c.srv.ka.remove(c)
 		_ = c.nc.Close()
 		c.srv.forget(c)
 		c.disconnected()
@@ -277,30 +279,10 @@ func (c *conn) stopTimer(t *time.Timer) {
 	}
 }
 
-// every queues frame every interval until the connection ends: keep-alive
-// on a timer, not a goroutine.
-func (c *conn) every(interval time.Duration, frame []byte) {
-	if interval <= 0 {
-		return
-	}
-	var mu sync.Mutex // orders the assignment of t before its first use
-	var t *time.Timer
-	mu.Lock()
-	t = time.AfterFunc(interval, func() {
-		if c.sendRaw(nil, frame) {
-			mu.Lock()
-			t.Reset(interval)
-			mu.Unlock()
-		}
-	})
-	mu.Unlock()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.state == stateClosed {
-		t.Stop()
-		return
-	}
-	c.timers = append(c.timers, t)
+// keepAlive queues frame every KEEPALIVE_INTERVAL until the connection
+// ends (keepalive.go).
+func (c *conn) keepAlive(frame []byte) {
+	c.srv.ka.add(c, frame)
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}

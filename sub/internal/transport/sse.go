@@ -112,7 +112,7 @@ func (s *Server) ServeSSE(w http.ResponseWriter, r *http.Request) {
 	op := &operation{c: c, ctx: context.Background(), shape: shape, ended: make(chan struct{})}
 	c.onClosed = func() { op.end(true) }
 	s.track(c)
-	c.every(s.cfg.KeepAlive, []byte(": ping\n\n"))
+	c.keepAlive([]byte(": ping\n\n"))
 	if !exp.IsZero() {
 		c.after(time.Until(exp), func() {
 			c.setReason(reasonAuthExpired)

@@ -4,7 +4,7 @@
 // operations and executes queries; this package runs the streams.
 //
 // A connection costs one parked goroutine, which only reads; messages are
-// handled on short-lived goroutines and keep-alives run on timers. A
+// handled on short-lived goroutines and keep-alives go out from one timer. A
 // subscription costs no goroutine at all: the hub hands each notice, rendered
 // once per selection shape, to the subscription (a hub.Sink), which splices
 // it into its connection's write queue. The queue is bounded in bytes (a
@@ -190,6 +190,8 @@ type Server struct {
 	mu    sync.Mutex
 	conns map[*conn]struct{}
 
+	ka keepAlive
+
 	burstMu      sync.Mutex
 	burst        *time.Timer // armed while connects and subscriptions keep coming
 	settled      *time.Timer // armed by a release, for what the burst set going
@@ -252,6 +254,7 @@ func New(cfg Config) *Server {
 		lag:   metrics.Or(cfg.DeliveryLag),
 		// one observe per write
 		queueBytes: metrics.Or(cfg.QueueBytes),
+		ka:         keepAlive{interval: cfg.KeepAlive},
 	}
 	if t := cfg.Schema.Schema().Subscription; t != nil {
 		s.root = t.Name
@@ -497,6 +500,7 @@ func (s *Server) Close() {
 	}
 	s.stopped = true
 	s.readyMu.Unlock()
+	s.ka.stop()
 	for range s.cfg.Workers { // workers finish what is queued, then stop
 		s.signal()
 	}

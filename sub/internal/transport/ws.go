@@ -278,12 +278,12 @@ func (w *wsSession) init(payload json.RawMessage) {
 	w.send(nil, "connection_ack", nil)
 	if w.c.proto == protoLegacyWS {
 		w.send(nil, "ka", nil)
-		w.c.every(cfg.KeepAlive, textFrame(message("ka", nil, nil)))
+		w.c.keepAlive(textFrame(message("ka", nil, nil)))
 	} else {
 		if w.silence > 0 {
 			_ = w.c.nc.SetReadDeadline(time.Now().Add(w.silence))
 		}
-		w.c.every(cfg.KeepAlive, textFrame(message("ping", nil, nil)))
+		w.c.keepAlive(textFrame(message("ping", nil, nil)))
 	}
 	if exp := cfg.Expiry(ctx); !exp.IsZero() {
 		w.c.after(time.Until(exp), func() {
