@@ -258,7 +258,7 @@ func TestShutdownClosesWithoutComplete(t *testing.T) {
 	}
 }
 
-// Keep-alive runs on timers: "ping" on graphql-transport-ws, "ka" on
+// Keep-alive runs from the one schedule: "ping" on graphql-transport-ws, "ka" on
 // graphql-ws, from connection_ack on. (MissingPongOk: cutting a silent
 // peer is TestSilentPeer's; here a loaded machine could hold the test's
 // pong past twice the 50 ms interval, and the peer would be cut.)
