@@ -8,9 +8,11 @@ import (
 // Keep-alives. Every open connection is sent its protocol's keep-alive
 // frame (graphql-transport-ws "ping", legacy "ka", SSE ": ping") once per
 // KeepAlive interval, and one timer serves them all: the connections are
-// spread over kaSlots slots, and each tick, a kaSlots-th of the interval
-// apart, queues the frames of one slot. The write workers then take those
-// connections in chunks, as they take a fan-out's.
+// spread over slots, one slot per tick of about kaTick, and each tick
+// queues the frames of one slot. The write workers then take those
+// connections in chunks, as they take a fan-out's. Ticks are short so that
+// a slot stays small: the frames of one tick wait in the write queue ahead
+// of notices that come meanwhile.
 //
 // A timer per connection, as before, started a goroutine for every ping
 // and woke a write worker for it alone: at 10,000 idle connections a
@@ -19,16 +21,20 @@ import (
 // connection now holds nothing but its parked reader and its place in a
 // slot.
 
-// kaSlots is how many groups the connections are pinged in: at the default
-// KEEPALIVE_INTERVAL of 10s, a tick every 500 ms.
-const kaSlots = 20
+// kaTick is about how often the schedule ticks: the interval is split into
+// interval/kaTick slots, at least one and at most kaMaxSlots (at the
+// default KEEPALIVE_INTERVAL of 10s, 100 slots, a tick every 100 ms).
+const (
+	kaTick     = 100 * time.Millisecond
+	kaMaxSlots = 100
+)
 
 // keepAlive is the Server's keep-alive schedule.
 type keepAlive struct {
-	interval time.Duration
+	tick time.Duration // the interval over len(slots)
 
 	mu      sync.Mutex
-	slots   [kaSlots]map[*conn][]byte // each connection's keep-alive frame
+	slots   []map[*conn][]byte // each connection's keep-alive frame
 	next    int                       // the slot the next tick pings
 	n       int                       // connections in the slots
 	timer   *time.Timer
@@ -39,6 +45,11 @@ type keepAlive struct {
 	// when one has queued everything)
 	conns  []*conn
 	frames [][]byte
+}
+
+func newKeepAlive(interval time.Duration) keepAlive {
+	n := min(max(int(interval/kaTick), 1), kaMaxSlots)
+	return keepAlive{tick: interval / time.Duration(n), slots: make([]map[*conn][]byte, n)}
 }
 
 // add pings c with frame every interval from now on, until remove. The
@@ -52,8 +63,8 @@ func (k *keepAlive) add(c *conn, frame []byte) {
 	if k.stopped || closed || c.kaSlot > 0 {
 		return
 	}
-	// The slot the last tick pinged: its next turn is kaSlots ticks away.
-	slot := (k.next + kaSlots - 1) % kaSlots
+	// The slot the last tick pinged: its next turn is len(slots) ticks away.
+	slot := (k.next + len(k.slots) - 1) % len(k.slots)
 	if k.slots[slot] == nil {
 		k.slots[slot] = map[*conn][]byte{}
 	}
@@ -63,9 +74,9 @@ func (k *keepAlive) add(c *conn, frame []byte) {
 	if !k.armed {
 		k.armed = true
 		if k.timer == nil {
-			k.timer = time.AfterFunc(k.interval/kaSlots, k.tick)
+			k.timer = time.AfterFunc(k.tick, k.ping)
 		} else {
-			k.timer.Reset(k.interval / kaSlots)
+			k.timer.Reset(k.tick)
 		}
 	}
 }
@@ -82,10 +93,10 @@ func (k *keepAlive) remove(c *conn) {
 	k.n--
 }
 
-// tick queues the keep-alive frames of one slot, then arms the next tick
+// ping queues the keep-alive frames of one slot, then arms the next tick
 // while any connection is left. A connection that no longer takes frames
 // (closing) stays until it closes and is removed.
-func (k *keepAlive) tick() {
+func (k *keepAlive) ping() {
 	k.mu.Lock()
 	if k.stopped {
 		k.mu.Unlock()
@@ -95,7 +106,7 @@ func (k *keepAlive) tick() {
 		k.conns = append(k.conns, c)
 		k.frames = append(k.frames, f)
 	}
-	k.next = (k.next + 1) % kaSlots
+	k.next = (k.next + 1) % len(k.slots)
 	conns, frames := k.conns, k.frames
 	k.mu.Unlock()
 
@@ -111,7 +122,7 @@ func (k *keepAlive) tick() {
 	switch {
 	case k.stopped:
 	case k.n > 0:
-		k.timer.Reset(k.interval / kaSlots)
+		k.timer.Reset(k.tick)
 	default:
 		k.armed = false
 	}

@@ -19,7 +19,7 @@ func kaServer(t *testing.T, interval time.Duration) *Server {
 		log:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		conns: map[*conn]struct{}{},
 		wake:  make(chan struct{}, 1),
-		ka:    keepAlive{interval: interval},
+		ka:    newKeepAlive(interval),
 	}
 	s.lag, s.queueBytes = &observations{}, &observations{}
 	s.workers.Add(1)
@@ -53,7 +53,7 @@ func TestKeepAliveOneScheduleForAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	const n, interval = 40, 100 * time.Millisecond
+	const n, interval = 40, 500 * time.Millisecond // five slots
 	s := kaServer(t, interval)
 	conns := make([]*conn, n)
 	var wg sync.WaitGroup
@@ -108,7 +108,7 @@ func TestKeepAliveOneScheduleForAll(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the keep-alive timer is still armed with no connection left")
 		}
-		time.Sleep(interval / kaSlots)
+		time.Sleep(s.ka.tick)
 	}
 
 	// A connection added after it disarmed arms it again.

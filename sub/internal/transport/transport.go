@@ -254,7 +254,7 @@ func New(cfg Config) *Server {
 		lag:   metrics.Or(cfg.DeliveryLag),
 		// one observe per write
 		queueBytes: metrics.Or(cfg.QueueBytes),
-		ka:         keepAlive{interval: cfg.KeepAlive},
+		ka:         newKeepAlive(cfg.KeepAlive),
 	}
 	if t := cfg.Schema.Schema().Subscription; t != nil {
 		s.root = t.Name
