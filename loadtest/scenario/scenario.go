@@ -350,10 +350,12 @@ func (r *Runner) fill(run *report.Run, st *publish.Stats, t *tally, expected int
 }
 
 // Sweep runs Fixed at rising rates while they are sustainable, then, if
-// final > 0, holds the highest sustainable rate for final.
+// final > 0, finds the highest rate that holds for final: it holds the
+// highest sustainable step, and when that does not hold, the steps below
+// it in turn (at most maxHolds tries).
 func (r *Runner) Sweep(ctx context.Context, rates []float64, step, final time.Duration) ([]report.Run, error) {
 	var out []report.Run
-	best := 0.0
+	var sustained []float64 // the steps that were sustainable, rising
 	for _, pr := range rates {
 		// A rate gets a second try: on a shared machine one stall of
 		// another process is enough to spoil a short step.
@@ -375,18 +377,25 @@ func (r *Runner) Sweep(ctx context.Context, rates []float64, step, final time.Du
 		if !run.Sustainable {
 			break
 		}
-		best = pr
+		sustained = append(sustained, pr)
 	}
-	if final > 0 && best > 0 {
-		run, err := r.Fixed(ctx, "S2", best, final)
+	for i, tries := len(sustained)-1, 0; final > 0 && i >= 0 && tries < maxHolds; i, tries = i-1, tries+1 {
+		run, err := r.Fixed(ctx, "S2", sustained[i], final)
 		if err != nil {
 			return out, err
 		}
-		run.Label = fmt.Sprintf("held %.0f/s for %v", best, final)
+		run.Label = fmt.Sprintf("held %.0f/s for %v", sustained[i], final)
 		out = append(out, run)
+		if run.Sustainable {
+			break
+		}
 	}
 	return out, nil
 }
+
+// maxHolds bounds the holds of a sweep: a peer that holds none of its
+// three highest steps is reported as holding none.
+const maxHolds = 3
 
 // Broadcast sends count single notices to user 0 (every subscription when
 // the layout has one user), or with company to the company channel that
