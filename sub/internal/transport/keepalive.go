@@ -35,8 +35,8 @@ type keepAlive struct {
 
 	mu      sync.Mutex
 	slots   []map[*conn][]byte // each connection's keep-alive frame
-	next    int                       // the slot the next tick pings
-	n       int                       // connections in the slots
+	next    int                // the slot the next tick pings
+	n       int                // connections in the slots
 	timer   *time.Timer
 	armed   bool // a tick is due or running
 	stopped bool
