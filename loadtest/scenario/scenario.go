@@ -379,7 +379,7 @@ func (r *Runner) Sweep(ctx context.Context, rates []float64, step, final time.Du
 		}
 		sustained = append(sustained, pr)
 	}
-	for i, tries := len(sustained)-1, 0; final > 0 && i >= 0 && tries < maxHolds; i, tries = i-1, tries+1 {
+	for i := len(sustained) - 1; final > 0 && i >= max(len(sustained)-maxHolds, 0); i-- {
 		run, err := r.Fixed(ctx, "S2", sustained[i], final)
 		if err != nil {
 			return out, err
