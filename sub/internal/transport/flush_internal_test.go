@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
@@ -17,20 +16,7 @@ import (
 // of them, each frame the subscription's id spliced around the shared
 // payload.
 func TestFramesQueuedTogetherGoOutInOneWrite(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	server, client := tcpPair(t)
 	var lag, queued observations
 	s := &Server{
 		cfg:        Config{WriteQueueBytes: 1 << 20, QueueSize: 1000, WriteTimeout: time.Second},
@@ -122,21 +108,8 @@ func (o *observations) Observe(v float64) { *o = append(*o, v) }
 func BenchmarkFlush(b *testing.B) {
 	for _, observed := range []bool{false, true} {
 		b.Run(fmt.Sprintf("histograms=%v", observed), func(b *testing.B) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer ln.Close()
-			client, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer client.Close()
+			server, client := tcpPair(b)
 			go func() { _, _ = io.Copy(io.Discard, client) }()
-			server, err := ln.Accept()
-			if err != nil {
-				b.Fatal(err)
-			}
 			s := &Server{
 				cfg:        Config{WriteQueueBytes: 1 << 20, QueueSize: 1000, WriteTimeout: 5 * time.Second},
 				log:        slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -14,10 +14,10 @@ import (
 // a slot stays small: the frames of one tick wait in the write queue ahead
 // of notices that come meanwhile.
 //
-// A timer per connection, as before, started a goroutine for every ping
-// and woke a write worker for it alone: at 10,000 idle connections a
-// thousand scheduler wake-ups a second, which cost an idle sub more than
-// the pings' writes did (loadtest/README, "Keep-alives"). While idle, a
+// A timer per connection would start a goroutine for every ping and wake a
+// write worker for it alone: at 10,000 idle connections a thousand
+// scheduler wake-ups a second, which cost an idle sub more than the pings'
+// writes do (loadtest/README, "Keep-alives"). While idle, a
 // connection now holds nothing but its parked reader and its place in a
 // slot.
 

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"io"
 	"log/slog"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -28,38 +27,17 @@ func kaServer(t *testing.T, interval time.Duration) *Server {
 	return s
 }
 
-// tcpPair is a connected pair of loopback sockets: the server's side and
-// the client's.
-func tcpPair(t *testing.T, ln net.Listener) (net.Conn, net.Conn) {
-	t.Helper()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	return server, client
-}
-
 // Every connection is pinged again and again from the one schedule, each
 // with its own frame; a closed connection leaves it, and the schedule's
 // timer is not re-armed once none is left.
 func TestKeepAliveOneScheduleForAll(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	const n, interval = 40, 500 * time.Millisecond // five slots
 	s := kaServer(t, interval)
 	conns := make([]*conn, n)
 	var wg sync.WaitGroup
 	pings := make([]int, n)
 	for i := range n {
-		server, client := tcpPair(t, ln)
+		server, client := tcpPair(t)
 		conns[i] = s.newConn(server, protoSSE)
 		frame := []byte{'a' + byte(i%26), '\n'}
 		conns[i].keepAlive(frame)
@@ -112,7 +90,7 @@ func TestKeepAliveOneScheduleForAll(t *testing.T) {
 	}
 
 	// A connection added after it disarmed arms it again.
-	server, client := tcpPair(t, ln)
+	server, client := tcpPair(t)
 	c := s.newConn(server, protoSSE)
 	c.keepAlive([]byte("z\n"))
 	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -125,13 +103,8 @@ func TestKeepAliveOneScheduleForAll(t *testing.T) {
 // A connection that closes before its keep-alive is added is never added:
 // nothing would remove it.
 func TestKeepAliveAfterCloseIsNotAdded(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	s := kaServer(t, time.Second)
-	server, _ := tcpPair(t, ln)
+	server, _ := tcpPair(t)
 	c := s.newConn(server, protoTransportWS)
 	c.closeSocket()
 	c.keepAlive([]byte("ping"))
