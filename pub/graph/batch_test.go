@@ -31,11 +31,20 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // scripted is a publisher whose answers the notices' texts decide, so
 // that both executors see the same ones: "fail…" fails that notice alone
 // (with a message that needs escaping), "whole" fails the call, "panic"
-// panics; any other text goes out to len(text) receivers.
+// panics; any other text goes out to len(text) receivers. A single
+// publish fails or panics as a batch's notice would.
 type scripted struct{}
 
 func (scripted) Publish(_ context.Context, _ string, n publisher.Notice) (int, *wire.Message, error) {
-	return len(n.Text), &wire.Message{ID: "one", TS: 1_700_000_000_123}, nil
+	switch {
+	case n.Text == "panic":
+		panic("scripted panic")
+	case n.Text == "whole":
+		return 0, nil, fmt.Errorf("%w: redis did not answer", errkind.ErrUnavailable)
+	case strings.HasPrefix(n.Text, "fail"):
+		return 0, nil, fmt.Errorf("%w: \"%s\" \u2028 <b>\x01 é", errkind.ErrBadInput, n.Text)
+	}
+	return len(n.Text), &wire.Message{ID: "one-" + n.To + "-" + n.IdempotencyKey, TS: 1_700_000_000_123}, nil
 }
 
 func (scripted) PublishBatch(_ context.Context, _ string, ns []publisher.Notice) ([]publisher.Result, error) {

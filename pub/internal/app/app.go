@@ -80,13 +80,19 @@ func newHandler(cfg config.Config, origins httpserve.Origins, authenticate https
 	gql := gqlserve.NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: resolver}), limits, cfg.Introspection, log)
 	gql.Use(graph.BatchRenderer{Resolvers: resolver})
 
-	var limited http.Handler = limits.LimitBody(gql)
+	var limited http.Handler
 	var th *throttle.Throttle
 	if cfg.PublishRate > 0 {
+		// Every publish takes its tokens in gqlgen's operation context:
+		// no shortcut around it.
 		th = throttle.New(throttle.Config{Rate: cfg.PublishRate, Burst: cfg.PublishBurst,
 			Anonymous: cfg.AuthMode != envconf.AuthJWT, Proxies: cfg.TrustedProxies, Logger: log})
 		gql.Use(th)
-		limited = th.Middleware(limited)
+		limited = th.Middleware(limits.LimitBody(gql))
+	} else {
+		prepared := graph.NewPrepared(resolver, log)
+		gql.Use(prepared)
+		limited = limits.LimitBody(gqlserve.Shortcut(gql, prepared.Serve))
 	}
 	api := origins.Guard(httpserve.RequireCredentials(authenticate, limited))
 	mux := http.NewServeMux()
