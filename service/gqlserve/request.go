@@ -3,7 +3,6 @@ package gqlserve
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -68,14 +67,9 @@ func (l *Limits) LimitBody(next http.Handler) http.Handler {
 // decodedKey carries the GraphQL request LimitBody decoded.
 type decodedKey struct{}
 
-// decodeRequest decodes body as gqlgen's transports decode it, and
-// reports whether it is a GraphQL request.
+// decodeRequest decodes body as gqlgen's transports decode it
+// (DecodeParams), and reports whether it is a GraphQL request.
 func decodeRequest(body []byte) (*graphql.RawParams, bool) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var p graphql.RawParams
-	if err := dec.Decode(&p); err != nil {
-		return nil, false
-	}
-	return &p, true
+	p, err := DecodeParams(body)
+	return p, err == nil
 }

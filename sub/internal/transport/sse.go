@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/oshirase/oshirase/service/errkind"
+	"github.com/oshirase/oshirase/service/gqlserve"
 	"github.com/oshirase/oshirase/sub/internal/cursor"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
@@ -50,7 +51,7 @@ func (s *Server) ServeSSE(w http.ResponseWriter, r *http.Request) {
 		errkind.WriteHTTP(w, http.StatusBadRequest, errkind.CodeBadRequest, "could not read the request body")
 		return
 	}
-	params, err := decodeParams(body)
+	params, err := gqlserve.DecodeParams(body)
 	if err != nil {
 		errkind.WriteHTTP(w, http.StatusBadRequest, errkind.CodeBadRequest, "the request body is not a GraphQL request (a JSON object with a query)")
 		return

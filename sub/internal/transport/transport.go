@@ -532,26 +532,6 @@ func (s *Server) Stats() Stats {
 	}
 }
 
-// decodeParams reads a GraphQL request ({query, operationName, variables,
-// extensions}) the way gqlgen does: numbers stay json.Number.
-func decodeParams(data []byte) (*graphql.RawParams, error) {
-	if p, ok := paramsFast(data, false); ok {
-		return p, nil
-	}
-	return decodeParamsSlow(data)
-}
-
-// decodeParamsSlow is decodeParams through encoding/json, for every request.
-func decodeParamsSlow(data []byte) (*graphql.RawParams, error) {
-	var p graphql.RawParams
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.UseNumber()
-	if err := dec.Decode(&p); err != nil {
-		return nil, err
-	}
-	return &p, nil
-}
-
 // prepare parses and validates one operation; for a subscription it also
 // returns its one root field (more or fewer is a validation error: the
 // single root field rule, applied after @include and @skip).

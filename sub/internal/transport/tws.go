@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/oshirase/oshirase/service/jsonscan"
 )
 
 // msg is a graphql-transport-ws message in canonical form.
@@ -125,7 +127,7 @@ func checkSubscribePayload(p json.RawMessage) string {
 
 // isNull reports whether v, part of a valid JSON document, is absent or null.
 func isNull(v json.RawMessage) bool {
-	return isNullSpan(string(v))
+	return jsonscan.IsNull(string(v))
 }
 
 // isObject reports whether v, part of a valid JSON document, is an object.

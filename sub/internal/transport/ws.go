@@ -18,6 +18,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/oshirase/oshirase/service/errkind"
+	"github.com/oshirase/oshirase/service/gqlserve"
 	"github.com/oshirase/oshirase/sub/internal/cursor"
 )
 
@@ -316,7 +317,7 @@ func (w *wsSession) start(id string, payload json.RawMessage, params *graphql.Ra
 
 	if params == nil {
 		var err error
-		if params, err = decodeParams(payload); err != nil {
+		if params, err = gqlserve.DecodeParams(payload); err != nil {
 			w.fail(op, gqlerror.List{gqlerror.Errorf("invalid json")}, true)
 			return
 		}

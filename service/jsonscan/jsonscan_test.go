@@ -1,0 +1,68 @@
+package jsonscan
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+// FuzzMembers: an object Members takes whole is valid JSON, and encoding/json
+// reads the same members from it: every key, and each value's span (the
+// last one for a key given twice).
+func FuzzMembers(f *testing.F) {
+	for _, s := range []string{
+		`{"a":"x","b":1.5e3,"c":[true,false,null,{}],"d":{"e":"\"\\\/\b\f\n\r\t"}}`,
+		` { "a" : -0.0e-0 , "a" : "again" } `,
+		`{"é":"é","k":01}`, `{"k":"\u0041"}`, `{"k\n":1}`, `{}`, `{"a":[1,]}`, `{"a":1,}`, "{\"a\":\"\xff\"}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s := string(data)
+		got := map[string]string{}
+		end, ok := Members(s, SkipSpace(s, 0), func(key string, start, end int) bool {
+			got[key] = s[start:end]
+			return true
+		})
+		if !ok || SkipSpace(s, end) != len(s) {
+			return
+		}
+		var want map[string]json.RawMessage
+		if err := json.Unmarshal(data, &want); err != nil {
+			t.Fatalf("%q: taken, but encoding/json refuses it: %v", data, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%q: members %v, encoding/json %v", data, got, want)
+		}
+		for k, v := range want {
+			var a, b bytes.Buffer
+			if json.Compact(&a, []byte(got[k])) != nil || json.Compact(&b, v) != nil || a.String() != b.String() {
+				t.Fatalf("%q: member %q is %s, encoding/json %s", data, k, got[k], v)
+			}
+		}
+	})
+}
+
+// String takes a string only as encoding/json reads it.
+func TestString(t *testing.T) {
+	for _, c := range []struct {
+		in      string
+		escapes bool
+		want    string
+		ok      bool
+	}{
+		{`"plain"`, false, "plain", true},
+		{`"a\"b"`, false, "", false},
+		{`"a\"b\\\/\b\f\n\r\t"`, true, "a\"b\\/\b\f\n\r\t", true},
+		{`"\u0041"`, true, "", false},
+		{"\"\xff\"", true, "", false},
+		{"\"a\nb\"", true, "", false},
+		{`"unterminated`, true, "", false},
+		{`"é"`, false, "é", true},
+	} {
+		got, end, ok := String(c.in, 0, c.escapes)
+		if ok != c.ok || ok && (got != c.want || end != len(c.in)) {
+			t.Errorf("String(%q, %v) = %q, %d, %v; want %q, %v", c.in, c.escapes, got, end, ok, c.want, c.ok)
+		}
+	}
+}
