@@ -200,6 +200,11 @@ func TestNoticeReachesOnlyItsRecipient(t *testing.T) {
 	if got := metric(t, s.pub, "oshirase_pub_published_total"); got < 3 { // probes and the notice
 		t.Fatalf("pub published_total = %d", got)
 	}
+	// The probes and the notice are one document: gqlgen ran the first,
+	// the plan of it (pub/graph.Prepared) answered the others.
+	if got, all := metric(t, s.pub, "oshirase_pub_prepared_total"), metric(t, s.pub, "oshirase_pub_published_total"); got < 1 || got >= all {
+		t.Fatalf("pub prepared_total = %d of %d publishes", got, all)
+	}
 }
 
 // 2. Two subscriptions of bob and one of alice: one copy each, and
