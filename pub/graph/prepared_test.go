@@ -85,6 +85,7 @@ func TestPreparedAnswersAsGqlgen(t *testing.T) {
 		{"publisher unavailable", request{Query: send1, Variables: map[string]any{"to": "bob", "text": "whole"}}, "", true},
 		{"resolver panics", request{Query: send1, Variables: map[string]any{"to": "bob", "text": "panic"}}, "", true},
 		{"bad user name", request{Query: send1, Variables: map[string]any{"to": "b\x00b", "text": "hi"}}, "", true},
+		{"an id json.Marshal escapes", request{Query: sendAll, Variables: map[string]any{"to": "<a&b>\u2028\u2029", "text": "hi"}}, "", true},
 
 		// Left to gqlgen: what it coerces, refuses or ignores, and what a
 		// plan does not cover.
