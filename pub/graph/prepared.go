@@ -332,10 +332,12 @@ func (p *plan) run(ctx context.Context, m MutationResolver, log *slog.Logger, va
 	buf.WriteString(`}}`)
 	// gqlgen's response goes through json.Marshal, which escapes <, >, &,
 	// U+2028 and U+2029 in the data's strings (an id could hold them).
-	if bytes.ContainsAny(buf.Bytes(), "<>&\u2028\u2029") {
-		var esc bytes.Buffer
-		json.HTMLEscape(&esc, buf.Bytes())
-		return esc.Bytes()
+	for _, c := range buf.Bytes() {
+		if c == '<' || c == '>' || c == '&' || c == 0xE2 { // 0xE2: U+2028's and U+2029's first byte
+			var esc bytes.Buffer
+			json.HTMLEscape(&esc, buf.Bytes())
+			return esc.Bytes()
+		}
 	}
 	return buf.Bytes()
 }
