@@ -23,7 +23,7 @@ func (b *Redis) Since(ctx context.Context, chs []wire.Channel, from []Position) 
 		return nil, fmt.Errorf("%w: history is off", ErrCursorExpired)
 	}
 	cmds, err := b.evalEach(ctx, sinceScript, len(chs), nil, func(i int) ([]string, []any) {
-		return []string{chs[i].HistoryKey(), chs[i].MetaKey()}, []any{from[i].ID.String(), from[i].Epoch}
+		return []string{chs[i].HistoryKey(), chs[i].MetaKey()}, []any{from[i].ID.String(), from[i].Epoch, b.cfg.HistorySize}
 	})
 	if err != nil {
 		return nil, err
@@ -54,7 +54,7 @@ func (b *Redis) Recent(ctx context.Context, chs []wire.Channel, before []Positio
 		if !before[i].ID.IsZero() {
 			bound = before[i].ID.String()
 		}
-		return []string{chs[i].HistoryKey(), chs[i].MetaKey()}, []any{newEpoch(), metaTTL, before[i].Epoch, bound, limit}
+		return []string{chs[i].HistoryKey(), chs[i].MetaKey()}, []any{newEpoch(), metaTTL, before[i].Epoch, bound, limit, b.cfg.HistorySize}
 	})
 	if err != nil {
 		return nil, err

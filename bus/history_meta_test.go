@@ -30,11 +30,16 @@ import (
 // own figures match the stream whenever they claim to, and Since answers
 // exactly what a reader is owed from every position.
 func TestHistoryTrimMarkStaysExact(t *testing.T) {
-	v1, err := os.ReadFile("testdata/publish_v1.lua")
-	if err != nil {
-		t.Fatal(err)
+	// Scripts of earlier releases: v1 kept no length in the meta, v2
+	// trimmed on every publish.
+	var oldScripts []*redis.Script
+	for _, name := range []string{"testdata/publish_v1.lua", "testdata/publish_v2.lua"} {
+		src, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldScripts = append(oldScripts, redis.NewScript(string(src)))
 	}
-	oldScript := redis.NewScript(string(v1))
 	forEachTopology(t, func(t *testing.T, d deployment) {
 		seed := uint64(time.Now().UnixNano())
 		if s, err := strconv.ParseUint(os.Getenv("TRIM_SEED"), 10, 64); err == nil {
@@ -81,7 +86,10 @@ func TestHistoryTrimMarkStaysExact(t *testing.T) {
 			var id bus.StreamID
 			if op == 3 && ttl == time.Hour { // a pub of the earlier release
 				args := []any{size, ttl.Milliseconds(), bus.MetaTTL(ttl).Milliseconds(), string(ch), payload, bus.NewEpoch(), "", 0, "", 0}
-				res, err := oldScript.Run(ctx, rdb, []string{ch.CountKey(), ch.HistoryKey(), ch.MetaKey()}, args...).Slice()
+				if step%2 == 1 { // v2 takes the epoch first, then the notices
+					args = []any{size, ttl.Milliseconds(), bus.MetaTTL(ttl).Milliseconds(), bus.NewEpoch(), string(ch), payload, ""}
+				}
+				res, err := oldScripts[step%2].Run(ctx, rdb, []string{ch.CountKey(), ch.HistoryKey(), ch.MetaKey()}, args...).Slice()
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -111,7 +119,8 @@ func TestHistoryTrimMarkStaysExact(t *testing.T) {
 				continue
 			}
 			checkTrimMark(t, rdb, ch, published, fmt.Sprintf("step %d (op %d, size %d, ttl %s)", step, op, size, ttl))
-			checkSince(t, buses[1], rdb, ch, published, rnd)
+			checkStreamBound(t, rdb, ch, sizes, fmt.Sprintf("step %d", step))
+			checkSince(t, buses[size], size, rdb, ch, published, rnd)
 			ttl = time.Hour
 		}
 	})
@@ -149,13 +158,27 @@ func checkTrimMark(t *testing.T, rdb redis.UniversalClient, ch wire.Channel, pub
 	}
 }
 
+// checkStreamBound checks that the stream holds at most the largest
+// history size and its slack (a quarter more, at least one).
+func checkStreamBound(t *testing.T, rdb redis.UniversalClient, ch wire.Channel, sizes []int, at string) {
+	t.Helper()
+	most := slices.Max(sizes)
+	most += max(1, most/4)
+	if n := len(streamIDs(t, rdb, ch)); n > most {
+		t.Fatalf("%s: the stream holds %d notices, more than %d", at, n, most)
+	}
+}
+
 // checkSince reads after a few positions (the start, and ids published so
-// far) and checks each answer: ErrCursorExpired exactly when a notice
-// after the position is gone, else every kept notice after it.
-func checkSince(t *testing.T, h bus.History, rdb redis.UniversalClient, ch wire.Channel, published []bus.StreamID, rnd *rand.Rand) {
+// far) with a reader whose history size is size and checks each answer:
+// ErrCursorExpired exactly when a notice after the position is gone or
+// older than the newest size the stream holds, else every one of those
+// after it.
+func checkSince(t *testing.T, h bus.History, size int, rdb redis.UniversalClient, ch wire.Channel, published []bus.StreamID, rnd *rand.Rand) {
 	t.Helper()
 	epoch := rdb.HGet(context.Background(), ch.MetaKey(), "e").Val()
 	kept := streamIDs(t, rdb, ch)
+	kept = kept[max(0, len(kept)-size):]
 	froms := []bus.StreamID{{}}
 	for range 3 {
 		froms = append(froms, published[rnd.IntN(len(published))])

@@ -586,3 +586,53 @@ func TestHistoryReadsInABurstShareRoundTrips(t *testing.T) {
 		}
 	})
 }
+
+// A full history is trimmed in batches, not on every publish: the stream
+// grows to HISTORY_SIZE and a quarter, and one publish in that many trims
+// it back to HISTORY_SIZE. Readers still see exactly the newest
+// HISTORY_SIZE notices.
+func TestHistoryTrimmedInBatches(t *testing.T) {
+	forEachTopology(t, func(t *testing.T, d deployment) {
+		const size, slack, n = 20, 5, 200
+		b := instanceWith(t, d, nil, withHistory(size, time.Hour))
+		ch, _ := wire.PersonChannel("acme", "bob")
+		rdb := d.client()
+		defer rdb.Close()
+		ctx := context.Background()
+		trims, prev := 0, int64(0)
+		var pubs []bus.Published
+		for i := 1; i <= n; i++ {
+			pubs = append(pubs, publishTexts(t, b, ch, fmt.Sprint("n", i))...)
+			l, err := rdb.XLen(ctx, ch.HistoryKey()).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case l > size+slack:
+				t.Fatalf("after %d publishes the stream holds %d notices, more than %d", i, l, size+slack)
+			case l < prev:
+				trims++
+				if l != size {
+					t.Fatalf("publish %d trimmed the stream to %d notices, want %d", i, l, size)
+				}
+			case l != prev+1:
+				t.Fatalf("publish %d: the stream went from %d to %d notices", i, prev, l)
+			}
+			prev = l
+		}
+		if want := (n - size) / (slack + 1); trims != want {
+			t.Fatalf("%d publishes trimmed the stream %d times, want %d", n, trims, want)
+		}
+		if got := mustSince(t, b, ch, pubs[n-size-1].Pos); !slices.Equal(got, numbered("n", n-size+1, n)) {
+			t.Fatalf("Since(n%d) = %v", n-size, got)
+		}
+		expectExpired(t, b, ch, pubs[n-size-2].Pos, fmt.Sprintf("after n%d (n%d is past the size)", n-size-1, n-size))
+		pages, err := b.Recent(ctx, []wire.Channel{ch}, []bus.Position{{}}, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := textsOf(t, pages[0].Entries); len(got) != size || got[0] != fmt.Sprint("n", n) || got[size-1] != fmt.Sprint("n", n-size+1) {
+			t.Fatalf("Recent = %v, want n%d down to n%d", got, n, n-size+1)
+		}
+	})
+}

@@ -21,7 +21,10 @@ import (
 // (trimmed by size or age, or lost with the expired stream). since.lua
 // compares a reader's position with that mark, so it answers either every
 // notice after the position or ErrCursorExpired, never a history with a hole
-// in it. recent.lua and head.lua create the epoch when a channel has none,
+// in it. A history is trimmed by size in batches (a stream holds up to a
+// quarter more than HISTORY_SIZE; publish.lua says why), and the readers
+// take only its newest HISTORY_SIZE notices as history, a position before
+// them as expired. recent.lua and head.lua create the epoch when a channel has none,
 // so every position handed out names one. The meta also keeps the stream's
 // length and oldest id, so that most publishes append without asking the
 // stream anything (publish.lua says when they are trusted).

@@ -4,7 +4,8 @@
 -- batch, one script instead of one per notice: all of a call's keys must
 -- then be in one Redis Cluster slot, or on one server).
 --
--- ARGV[1] history size, notices kept per channel (0: history off)
+-- ARGV[1] history size, notices kept per channel (0: history off); the
+--   stream holds up to a quarter more (see slack below)
 -- ARGV[2] history age, milliseconds
 -- ARGV[3] the meta's time to live, milliseconds
 -- ARGV[4] an epoch for each history of the call that has none (a fresh
@@ -87,6 +88,15 @@ local minid = string.format('%.0f-0', oldest)
 -- at least metaTTL - refresh, far longer than the history (MetaTTL).
 local refresh = math.min(3600000, math.floor(metaTTL / 2))
 
+-- A history is trimmed by size in batches: the stream grows to size +
+-- slack notices, and the publish that would pass that trims it back to
+-- size in one go. Trimming on every publish cost more than the rest of
+-- the history together: a stream id read (XRANGE over the entries deleted
+-- but not yet freed at the stream's head) and one entry deleted inside a
+-- listpack by every XADD. Readers (since.lua, recent.lua) see only the
+-- newest size notices, so what the slack keeps is never read.
+local slack = math.max(1, math.floor(size / 4))
+
 -- record appends payload to history hk (meta mk), trims it by size and
 -- age, and answers its id and the history's epoch.
 --
@@ -119,16 +129,19 @@ local function record(hk, mk, payload)
       cut = last -- the stream expired with everything up to last
     end
   end
-  if len >= size then
-    -- XADD below trims by size: note the newest id it removes, and the
-    -- oldest it keeps.
+  local id
+  if len >= size + slack then
+    -- XADD trims the stream back to size: note the newest id it removes,
+    -- and the oldest it keeps.
     local k = len - size + 1
     local gone = redis.call('XRANGE', hk, '-', '+', 'COUNT', k + 1)
     if later(gone[k][1], cut) then cut = gone[k][1] end
     first = gone[k + 1] and gone[k + 1][1] or nil
     len = size - 1
+    id = redis.call('XADD', hk, 'MAXLEN', size, '*', 'm', payload)
+  else
+    id = redis.call('XADD', hk, '*', 'm', payload)
   end
-  local id = redis.call('XADD', hk, 'MAXLEN', size, '*', 'm', payload)
   len = len + 1
   if not first then first = id end
   if not existed then redis.call('PEXPIRE', hk, ttl) end

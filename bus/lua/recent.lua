@@ -7,6 +7,8 @@
 -- ARGV[3] the epoch the caller's bound belongs to ("": no bound)
 -- ARGV[4] exclusive upper bound, a stream id ("": from the newest)
 -- ARGV[5] how many notices at most
+-- ARGV[6] the history size: only the newest this many notices are history
+--   (the stream may hold a few more, trimmed in batches: publish.lua)
 --
 -- Returns {epoch, entry, entry, ...} (XREVRANGE's entries), or the error
 -- EXPIRED when the bound is from another epoch. The epoch is created when
@@ -24,6 +26,13 @@ local top = '+'
 if ARGV[4] ~= '' then
   top = '(' .. ARGV[4]
 end
-local entries = redis.call('XREVRANGE', KEYS[1], top, '-', 'COUNT', tonumber(ARGV[5]))
+local bottom = '-'
+local size = tonumber(ARGV[6])
+local len = redis.call('XLEN', KEYS[1])
+if len > size then
+  local over = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', len - size)
+  bottom = '(' .. over[#over][1]
+end
+local entries = redis.call('XREVRANGE', KEYS[1], top, bottom, 'COUNT', tonumber(ARGV[5]))
 table.insert(entries, 1, epoch)
 return entries

@@ -4,11 +4,14 @@
 -- KEYS[2] the history's meta    (wire.Channel.MetaKey; see publish.lua)
 -- ARGV[1] the position: everything up to and including this id was seen
 -- ARGV[2] the position's epoch
+-- ARGV[3] the history size: only the newest this many notices are history
+--   (the stream may hold a few more, trimmed in batches: publish.lua)
 --
 -- Returns {epoch, entry, entry, ...} (XRANGE's entries), or the error
 -- EXPIRED when the history cannot say what came after the position: it is
--- from another epoch, or notices after it were trimmed away, or the history
--- (not its meta) expired although notices came after it.
+-- from another epoch, or notices after it were trimmed away or are older
+-- than the newest size, or the history (not its meta) expired although
+-- notices came after it.
 local function later(a, b) -- a > b for stream ids "ms-seq" (no leading zeros)
   local am, as = string.match(a, '^(%d+)-(%d+)$')
   local bm, bs = string.match(b, '^(%d+)-(%d+)$')
@@ -24,6 +27,15 @@ if not epoch or epoch ~= ARGV[2] then
 end
 if trim and later(trim, ARGV[1]) then
   return redis.error_reply('EXPIRED history trimmed')
+end
+local size = tonumber(ARGV[3])
+local len = redis.call('XLEN', KEYS[1])
+if len > size then
+  -- The newest notice past the size counts as trimmed.
+  local over = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', len - size)
+  if later(over[#over][1], ARGV[1]) then
+    return redis.error_reply('EXPIRED history trimmed')
+  end
 end
 local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+')
 if #entries == 0 and last and later(last, ARGV[1]) then
