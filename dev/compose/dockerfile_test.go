@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"debug/elf"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -404,15 +405,26 @@ func startRedis(t *testing.T) string { return harness.StartRedis(t).Addr }
 func serveReady(t *testing.T, argv, env []string, cred *syscall.Credential) {
 	t.Helper()
 	port := freePort(t)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(env, "PORT="+strconv.Itoa(port))
-	if cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	}
 	var log strings.Builder
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s (the image's ENTRYPOINT): %v", argv[0], err)
+	var cmd *exec.Cmd
+	for attempt := 1; ; attempt++ {
+		cmd = exec.Command(argv[0], argv[1:]...)
+		cmd.Env = append(env, "PORT="+strconv.Itoa(port))
+		if cred != nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		}
+		cmd.Stdout, cmd.Stderr = &log, &log
+		err := cmd.Start()
+		if err == nil {
+			break
+		}
+		// The binary was just written: a process another test forked
+		// meanwhile can hold it open for writing until it execs, and exec
+		// then fails with ETXTBSY (golang/go#22315). Wait for that to pass.
+		if !errors.Is(err, syscall.ETXTBSY) || attempt == 20 {
+			t.Fatalf("start %s (the image's ENTRYPOINT): %v", argv[0], err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	var waitErr error
 	exited := make(chan struct{}) // closed once waitErr is set
