@@ -28,16 +28,11 @@ end
 if trim and later(trim, ARGV[1]) then
   return redis.error_reply('EXPIRED history trimmed')
 end
-local size = tonumber(ARGV[3])
-local len = redis.call('XLEN', KEYS[1])
-if len > size then
-  -- The newest notice past the size counts as trimmed.
-  local over = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', len - size)
-  if later(over[#over][1], ARGV[1]) then
-    return redis.error_reply('EXPIRED history trimmed')
-  end
-end
 local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+')
+if #entries > tonumber(ARGV[3]) then
+  -- Some of them are older than the newest size: trimmed, for a reader.
+  return redis.error_reply('EXPIRED history trimmed')
+end
 if #entries == 0 and last and later(last, ARGV[1]) then
   return redis.error_reply('EXPIRED history expired')
 end
