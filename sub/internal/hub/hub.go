@@ -12,6 +12,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,7 +132,59 @@ type inbound struct {
 
 type shard struct {
 	mu   sync.RWMutex
-	subs map[wire.Channel]map[*Subscription]struct{}
+	subs map[wire.Channel]*members
+}
+
+// members is one channel's local subscriptions in the order they came. A
+// fan-out goes through them in that order, which is about the order their
+// connections, sockets and buffers were allocated in: neighbours in
+// memory, so each send finds more of what it touches (in the process and
+// in the kernel) in the CPU's caches and TLB than in a map's random order.
+// Measured on notices to 10,000 tabs: about 14 µs of sub's CPU a
+// delivery instead of 18 (loadtest/README.md, "Fan-out in the order
+// subscriptions came").
+//
+// A subscription that ends leaves a hole (nil), so the others keep their
+// places; the list is compacted once holes are half of it.
+type members struct {
+	list  []*Subscription
+	holes int
+}
+
+// add appends s, which reads the channel at index k of its channels.
+func (ms *members) add(s *Subscription, k int) {
+	s.at[k] = len(ms.list)
+	ms.list = append(ms.list, s)
+}
+
+// remove takes out s (channel ch, index k of its channels), if it is
+// there (a hub closing while s subscribes can remove it before it is
+// added), and reports whether none is left.
+func (ms *members) remove(s *Subscription, k int, ch wire.Channel) bool {
+	i := s.at[k]
+	if i >= len(ms.list) || ms.list[i] != s {
+		return false
+	}
+	ms.list[i] = nil
+	ms.holes++
+	if ms.holes == len(ms.list) {
+		return true
+	}
+	if ms.holes > len(ms.list)/2 {
+		kept := ms.list[:0]
+		if n := len(ms.list) - ms.holes; cap(ms.list) > 64 && n < cap(ms.list)/4 {
+			kept = make([]*Subscription, 0, 2*n) // most have left: give back the rest
+		}
+		for _, o := range ms.list {
+			if o != nil {
+				o.at[slices.Index(o.channels, ch)] = len(kept)
+				kept = append(kept, o)
+			}
+		}
+		clear(ms.list[len(kept):])
+		ms.list, ms.holes = kept, 0
+	}
+	return false
 }
 
 // New returns an empty hub.
@@ -148,7 +201,7 @@ func New(cfg Config) *Hub {
 	cfg.FanOut = metrics.Or(cfg.FanOut)
 	h := &Hub{cfg: cfg, log: cfg.Logger.With("component", "hub"), seed: maphash.MakeSeed(), live: map[*Subscription]struct{}{}}
 	for i := range h.shards {
-		h.shards[i].subs = map[wire.Channel]map[*Subscription]struct{}{}
+		h.shards[i].subs = map[wire.Channel]*members{}
 	}
 	for range cfg.Lanes {
 		l := &lane{wake: make(chan struct{}, 1)}
@@ -218,6 +271,9 @@ type Subscription struct {
 	channels []wire.Channel
 	shape    Shape
 	sink     Sink
+	// at[k] is its place in the members of channels[k], guarded by that
+	// channel's shard.
+	at []int
 
 	mu     sync.Mutex
 	closed bool
@@ -228,7 +284,7 @@ type Subscription struct {
 // once the bus has every channel live, so a notice published after it
 // returns is delivered; notices published meanwhile may already reach sink.
 func (h *Hub) Subscribe(ctx context.Context, channels []wire.Channel, shape Shape, sink Sink) (*Subscription, error) {
-	s := &Subscription{hub: h, channels: channels, shape: shape, sink: sink}
+	s := &Subscription{hub: h, channels: channels, shape: shape, sink: sink, at: make([]int, len(channels))}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -238,15 +294,15 @@ func (h *Hub) Subscribe(ctx context.Context, channels []wire.Channel, shape Shap
 	h.mu.Unlock()
 	h.subscriptions.Add(1)
 
-	for _, ch := range channels {
+	for k, ch := range channels {
 		sh := h.shard(ch)
 		sh.mu.Lock()
-		set := sh.subs[ch]
-		if set == nil {
-			set = map[*Subscription]struct{}{}
-			sh.subs[ch] = set
+		ms := sh.subs[ch]
+		if ms == nil {
+			ms = &members{}
+			sh.subs[ch] = ms
 		}
-		set[s] = struct{}{}
+		ms.add(s, k)
 		sh.mu.Unlock()
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.SubscribeTimeout)
@@ -295,14 +351,11 @@ func (s *Subscription) Close() {
 
 // unindex removes s from the index entries of its channels.
 func (h *Hub) unindex(s *Subscription) {
-	for _, ch := range s.channels {
+	for k, ch := range s.channels {
 		sh := h.shard(ch)
 		sh.mu.Lock()
-		if set := sh.subs[ch]; set != nil {
-			delete(set, s)
-			if len(set) == 0 {
-				delete(sh.subs, ch)
-			}
+		if ms := sh.subs[ch]; ms != nil && ms.remove(s, k, ch) {
+			delete(sh.subs, ch)
 		}
 		sh.mu.Unlock()
 	}
@@ -336,7 +389,14 @@ func (h *Hub) Deliver(ch wire.Channel, payload []byte) {
 	var sent, refused int64
 	sh := h.shard(ch)
 	sh.mu.RLock()
-	for s := range sh.subs[ch] {
+	var list []*Subscription
+	if ms := sh.subs[ch]; ms != nil {
+		list = ms.list
+	}
+	for _, s := range list {
+		if s == nil {
+			continue
+		}
 		var p []byte
 		for i := range shapes {
 			if shapes[i].shape == s.shape {

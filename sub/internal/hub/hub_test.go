@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -352,6 +354,81 @@ func TestDispatchKeepsEachChannelsOrder(t *testing.T) {
 			if text != fmt.Sprint("s:", j) {
 				t.Fatalf("sink %d: notice %d is %q: out of order", i, j, text)
 			}
+		}
+	}
+}
+
+// order records which sink a fan-out reached, in the order it did.
+type order struct {
+	mu  sync.Mutex
+	got []int
+}
+
+// orderSink is one subscription's sink writing into a shared order.
+type orderSink struct {
+	o *order
+	n int
+}
+
+func (s orderSink) Send(wire.Channel, *wire.Message, []byte) hub.Verdict {
+	s.o.mu.Lock()
+	defer s.o.mu.Unlock()
+	s.o.got = append(s.o.got, s.n)
+	return hub.Sent
+}
+
+// A fan-out goes through a channel's subscriptions in the order they
+// came (the order their connections were allocated in, for the caches),
+// however many of them left in between and however the list was
+// compacted: after each round of subscribes and closes, one notice reaches
+// exactly the subscriptions still open, oldest first.
+func TestFanOutFollowsSubscriptionOrder(t *testing.T) {
+	h := hub.New(hub.Config{Bus: newFakeBus()})
+	defer h.Close()
+	company, _ := wire.NewChannel("acme", wire.ScopeCompany, "")
+	o := &order{}
+	type open struct {
+		n int
+		s *hub.Subscription
+	}
+	var live []open // oldest first
+	next := 0
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for round := range 60 {
+		for range rnd.IntN(300) {
+			// Some also read a personal channel, before or after the company's.
+			chs := []wire.Channel{company}
+			switch next % 3 {
+			case 1:
+				chs = append(chs, channel(t, fmt.Sprint("p", next)))
+			case 2:
+				chs = append([]wire.Channel{channel(t, fmt.Sprint("p", next))}, chs...)
+			}
+			live = append(live, open{next, subscribe(t, h, &shape{}, orderSink{o, next}, chs...)})
+			next++
+		}
+		// Close a share of them (in some rounds nearly all), at random.
+		share := rnd.Float64()
+		if round%10 == 9 {
+			share = 0.95
+		}
+		kept := live[:0]
+		for _, x := range live {
+			if rnd.Float64() < share {
+				x.s.Close()
+				continue
+			}
+			kept = append(kept, x)
+		}
+		live = kept
+		o.got = nil
+		h.Deliver(company, payload(t, fmt.Sprint(round)))
+		want := make([]int, len(live))
+		for i, x := range live {
+			want[i] = x.n
+		}
+		if !slices.Equal(o.got, want) {
+			t.Fatalf("round %d: the fan-out reached %v, want the open subscriptions in order %v", round, o.got, want)
 		}
 	}
 }
