@@ -157,10 +157,10 @@ func (ms *members) add(s *Subscription, k int) {
 	ms.list = append(ms.list, s)
 }
 
-// remove takes out s (channel ch, index k of its channels), if it is
-// there (a hub closing while s subscribes can remove it before it is
-// added), and reports whether none is left.
-func (ms *members) remove(s *Subscription, k int, ch wire.Channel) bool {
+// remove takes out s (reading the channel at index k of its channels), if
+// it is there (a hub closing while s subscribes can remove it before it
+// is added), and reports whether none is left.
+func (ms *members) remove(s *Subscription, k int) bool {
 	i := s.at[k]
 	if i >= len(ms.list) || ms.list[i] != s {
 		return false
@@ -175,6 +175,7 @@ func (ms *members) remove(s *Subscription, k int, ch wire.Channel) bool {
 		if n := len(ms.list) - ms.holes; cap(ms.list) > 64 && n < cap(ms.list)/4 {
 			kept = make([]*Subscription, 0, 2*n) // most have left: give back the rest
 		}
+		ch := s.channels[k]
 		for _, o := range ms.list {
 			if o != nil {
 				o.at[slices.Index(o.channels, ch)] = len(kept)
@@ -354,7 +355,7 @@ func (h *Hub) unindex(s *Subscription) {
 	for k, ch := range s.channels {
 		sh := h.shard(ch)
 		sh.mu.Lock()
-		if ms := sh.subs[ch]; ms != nil && ms.remove(s, k, ch) {
+		if ms := sh.subs[ch]; ms != nil && ms.remove(s, k) {
 			delete(sh.subs, ch)
 		}
 		sh.mu.Unlock()
