@@ -114,7 +114,7 @@ func objectOrNull(v string) (map[string]any, bool) {
 	if v[0] != '{' {
 		return nil, false
 	}
-	if m, ok := flatObject(v); ok {
+	if m, ok := object(v, 0); ok {
 		return m, true
 	}
 	var m map[string]any
@@ -126,30 +126,58 @@ func objectOrNull(v string) (map[string]any, bool) {
 	return m, true
 }
 
-// flatObject decodes an object whose values are all strings, numbers,
-// booleans or null (the variables clients send) without encoding/json.
-func flatObject(v string) (map[string]any, bool) {
+// object decodes the JSON object v, nested depth deep, as encoding/json
+// decodes it into a map[string]any with UseNumber, without reflection: the
+// variables clients send, up to a publishBatch's list of inputs. False
+// for what jsonscan does not take (escapes beyond the one-character ones)
+// and for nesting past maxFastDepth; encoding/json decides those.
+func object(v string, depth int) (map[string]any, bool) {
+	if depth > maxFastDepth {
+		return nil, false
+	}
 	m := map[string]any{}
 	end, ok := jsonscan.Members(v, 0, func(key string, start, end int) bool {
-		switch c := v[start]; {
-		case c == '"':
-			s, _, ok := jsonscan.String(v[start:end], 0, true)
-			if !ok {
-				return false
-			}
-			m[key] = s
-		case c == 't':
-			m[key] = true
-		case c == 'f':
-			m[key] = false
-		case c == 'n':
-			m[key] = nil
-		case c == '-' || (c >= '0' && c <= '9'):
-			m[key] = json.Number(v[start:end])
-		default:
-			return false
-		}
-		return true
+		x, ok := value(v[start:end], depth+1)
+		m[key] = x
+		return ok
 	})
 	return m, ok && end == len(v)
+}
+
+// maxFastDepth bounds the nesting object takes: each level scans its
+// value once more (jsonscan checks a member's value before object decodes
+// it), so deep input would cost depth times its size. Variables are
+// shallow: a publishBatch's are three deep.
+const maxFastDepth = 8
+
+// value decodes the JSON value v (checked already) as object does.
+func value(v string, depth int) (any, bool) {
+	switch c := v[0]; {
+	case c == '"':
+		s, _, ok := jsonscan.String(v, 0, true)
+		return s, ok
+	case c == 't':
+		return true, true
+	case c == 'f':
+		return false, true
+	case c == 'n':
+		return nil, true
+	case c == '-' || (c >= '0' && c <= '9'):
+		return json.Number(v), true
+	case c == '{':
+		m, ok := object(v, depth)
+		return m, ok
+	case c == '[':
+		if depth > maxFastDepth {
+			return nil, false
+		}
+		list := []any{}
+		end, ok := jsonscan.Elements(v, 0, func(start, end int) bool {
+			x, ok := value(v[start:end], depth+1)
+			list = append(list, x)
+			return ok
+		})
+		return list, ok && end == len(v)
+	}
+	return nil, false
 }

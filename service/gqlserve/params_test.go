@@ -2,7 +2,9 @@ package gqlserve
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -26,6 +28,10 @@ func FuzzParamsFast(f *testing.F) {
 		`{"query":null}`, `{"variables":{}}`,
 		"{\"query\":\"\xff\"}",
 		`null`, `{}`, `[]`,
+		`{"query":"m","variables":{"in":[{"scope":"PERSON","to":"u1","text":"a\"b"},{"scope":"COMPANY","text":"c","to":null,"n":[1,[2,{}],[]]}]}}`,
+		`{"query":"m","variables":{"in":[{"text":"\u00e9"}]}}`,
+		`{"query":"m","variables":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":{"a":[[[1]]]}}}}}}}}}}}`,
+		`{"query":"m","variables":{"in":[{"k":1,"k":2},{"k":[1,]}]}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -101,24 +107,34 @@ func FuzzDecodeParams(f *testing.F) {
 	})
 }
 
-// A sendNotification request as backends send it, through the one-pass
-// reader and through encoding/json.
+// A sendNotification request and a publishBatch of 1,000 as backends send
+// them, through the one-pass reader and through encoding/json.
 func BenchmarkDecodeParams(b *testing.B) {
-	body := []byte(`{"query":"mutation($to: String!, $text: String!) { sendNotification(to: $to, text: $text) { receivedUsers } }","variables":{"to":"user-1234","text":"order 1234 shipped"}}`)
-	b.Run("DecodeParams", func(b *testing.B) {
-		b.ReportAllocs()
-		for range b.N {
-			if _, err := DecodeParams(body); err != nil {
-				b.Fatal(err)
+	single := []byte(`{"query":"mutation($to: String!, $text: String!) { sendNotification(to: $to, text: $text) { receivedUsers } }","variables":{"to":"user-1234","text":"order 1234 shipped"}}`)
+	var in []string
+	for i := range 1000 {
+		in = append(in, fmt.Sprintf(`{"scope":"PERSON","to":"u%d","text":"order %d shipped"}`, i, i))
+	}
+	batch := []byte(`{"query":"mutation($in: [PublishInput!]!) { publishBatch(inputs: $in) { receivedUsers } }","variables":{"in":[` + strings.Join(in, ",") + `]}}`)
+	for _, body := range []struct {
+		name string
+		data []byte
+	}{{"sendNotification", single}, {"publishBatch-1000", batch}} {
+		b.Run(body.name+"/DecodeParams", func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if _, err := DecodeParams(body.data); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("encoding/json", func(b *testing.B) {
-		b.ReportAllocs()
-		for range b.N {
-			if _, err := decodeParamsSlow(body); err != nil {
-				b.Fatal(err)
+		})
+		b.Run(body.name+"/encoding-json", func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if _, err := decodeParamsSlow(body.data); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
+	}
 }

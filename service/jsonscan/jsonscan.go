@@ -58,6 +58,30 @@ func members(s string, i int, depth int, member func(key string, start, end int)
 	}
 }
 
+// Elements scans the JSON array s[i:] and calls element with the span
+// of each raw element, checked as encoding/json would check it; it
+// answers the index after the array. element answering false stops the
+// scan (not taken).
+func Elements(s string, i int, element func(start, end int) bool) (int, bool) {
+	if i >= len(s) || s[i] != '[' {
+		return i, false
+	}
+	i = SkipSpace(s, i+1)
+	if i < len(s) && s[i] == ']' {
+		return i + 1, true
+	}
+	for {
+		end, ok := skipValue(s, i, 1)
+		if !ok || !element(i, end) {
+			return i, false
+		}
+		var done bool
+		if i, done, ok = after(s, end, ']'); !ok || done {
+			return i, ok
+		}
+	}
+}
+
 // after reads what follows a member or an element ending at end: a comma
 // (more follows, from i) or the closing bracket (done: i is after it).
 func after(s string, end int, closing byte) (i int, done, ok bool) {
@@ -185,6 +209,9 @@ func String(s string, i int, escapes bool) (string, int, bool) {
 	j := start
 	for ; j < len(s); j++ {
 		c := s[j]
+		if plain[c] {
+			continue
+		}
 		if c == '"' {
 			break
 		}
@@ -224,6 +251,15 @@ func String(s string, i int, escapes bool) (string, int, bool) {
 	}
 	return v, j + 1, true
 }
+
+// plain marks the bytes a string holds as they are: printable ASCII but
+// the quote and the backslash. String looks at any other byte.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // unescape is the byte a one-character escape stands for; 0 for any other.
 func unescape(c byte) byte {

@@ -43,6 +43,42 @@ func FuzzMembers(f *testing.F) {
 	})
 }
 
+// FuzzElements: an array Elements takes whole is valid JSON, and
+// encoding/json reads the same elements from it, in order.
+func FuzzElements(f *testing.F) {
+	for _, s := range []string{
+		`[{"scope":"PERSON","to":"u1","text":"x"},{"scope":"COMPANY","text":"\"y\""}]`,
+		` [ 1 , -0.0e-0 , "a" , [ ] , { } , null , true ] `,
+		`[]`, `[1,]`, `[,1]`, `[1 2]`, `["\u0041"]`, "[\"\xff\"]", `[[[[[[[[[[1]]]]]]]]]]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s := string(data)
+		var got []string
+		end, ok := Elements(s, SkipSpace(s, 0), func(start, end int) bool {
+			got = append(got, s[start:end])
+			return true
+		})
+		if !ok || SkipSpace(s, end) != len(s) {
+			return
+		}
+		var want []json.RawMessage
+		if err := json.Unmarshal(data, &want); err != nil {
+			t.Fatalf("%q: taken, but encoding/json refuses it: %v", data, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%q: elements %q, encoding/json %q", data, got, want)
+		}
+		for i, v := range want {
+			var a, b bytes.Buffer
+			if json.Compact(&a, []byte(got[i])) != nil || json.Compact(&b, v) != nil || a.String() != b.String() {
+				t.Fatalf("%q: element %d is %s, encoding/json %s", data, i, got[i], v)
+			}
+		}
+	})
+}
+
 // String takes a string only as encoding/json reads it.
 func TestString(t *testing.T) {
 	for _, c := range []struct {
