@@ -20,14 +20,14 @@ func preparedServer(prepared bool) (http.Handler, *graph.Prepared) {
 	res := &graph.Resolver{Publisher: scripted{}, Log: quiet}
 	limits := gqlserve.NewLimits(gqlserve.LimitsConfig{Logger: quiet})
 	gql := gqlserve.NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: res}), limits, true, quiet)
-	gql.Use(graph.BatchRenderer{Resolvers: res})
 	var h http.Handler = gql
 	var p *graph.Prepared
-	if prepared {
+	if prepared { // first, as app has it: the outermost extension
 		p = graph.NewPrepared(res, quiet)
 		gql.Use(p)
 		h = gqlserve.Shortcut(gql, p.Serve)
 	}
+	gql.Use(graph.BatchRenderer{Resolvers: res})
 	h = limits.LimitBody(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := auth.WithIdentity(r.Context(), auth.Identity{Tenant: "acme", User: "svc", Publisher: true})
@@ -62,6 +62,8 @@ func TestPreparedAnswersAsGqlgen(t *testing.T) {
 	const send1 = `mutation($to: String!, $text: String!) { sendNotification(to: $to, text: $text) { receivedUsers } }`
 	const sendAll = `mutation Send($to: String!, $text: String!, $key: String) { n: sendNotification(to: $to, text: $text, idempotencyKey: $key) { __typename t: timestamp id receivedUsers i: id } }`
 	const pub1 = `mutation($in: PublishInput!) { publish(input: $in) { receivedUsers id timestamp } }`
+	const batch1 = `mutation($in: [PublishInput!]!) { publishBatch(inputs: $in) { receivedUsers id timestamp error { code message } } }`
+	const batchAll = `mutation B($in: [PublishInput!]!) { r: publishBatch(inputs: $in) { __typename ...R e: error { __typename m: message } n: receivedUsers ... on PublishResult { id } } } fragment R on PublishResult { timestamp error { code } n: receivedUsers }`
 	bob := map[string]any{"to": "bob", "text": "hi"}
 	cases := []struct {
 		name   string
@@ -86,6 +88,13 @@ func TestPreparedAnswersAsGqlgen(t *testing.T) {
 		{"resolver panics", request{Query: send1, Variables: map[string]any{"to": "bob", "text": "panic"}}, "", true},
 		{"bad user name", request{Query: send1, Variables: map[string]any{"to": "b\x00b", "text": "hi"}}, "", true},
 		{"an id json.Marshal escapes", request{Query: sendAll, Variables: map[string]any{"to": "<a&b>\u2028\u2029", "text": "hi"}}, "", true},
+		{"batch", request{Query: batch1, Variables: map[string]any{"in": inputs("a", "fail <x>", "c", "d", "e")}}, "", true},
+		{"batch, fragments and merged fields", request{Query: batchAll, OperationName: "B", Variables: map[string]any{"in": inputs("a", "fail", "c", "d")}}, "application/graphql-response+json", true},
+		{"batch of none", request{Query: batch1, Variables: map[string]any{"in": []any{}}}, "", true},
+		{"batch past MAX_BATCH", request{Query: batch1, Variables: map[string]any{"in": inputs("a", "b", "c", "d", "e", "f")}}, "", true},
+		{"batch unavailable", request{Query: batch1, Variables: map[string]any{"in": inputs("a", "whole")}}, "", true},
+		{"batch panics", request{Query: batch1, Variables: map[string]any{"in": inputs("panic")}}, "", true},
+		{"batch with nulls and keys", request{Query: batch1, Variables: map[string]any{"in": []any{map[string]any{"scope": "STORE", "to": "s1", "text": "x", "tenant": nil, "idempotencyKey": "k"}, map[string]any{"scope": "PUBLIC", "text": "y", "to": nil}}}}, "", true},
 
 		// Left to gqlgen: what it coerces, refuses or ignores, and what a
 		// plan does not cover.
@@ -110,6 +119,14 @@ func TestPreparedAnswersAsGqlgen(t *testing.T) {
 		{"no operation name, two operations", request{Query: `mutation A { sendNotification(to: "bob", text: "a") { id } } mutation B { sendNotification(to: "bob", text: "b") { id } }`}, "", false},
 		{"unknown field", request{Query: `mutation { sendNotification(to: "bob", text: "x") { id colour } }`}, "", false},
 		{"a query", request{Query: `{ ok }`}, "", false},
+		{"batch of one, not a list", request{Query: batch1, Variables: map[string]any{"in": map[string]any{"scope": "PERSON", "to": "bob", "text": "hi"}}}, "", false},
+		{"batch with a null item", request{Query: batch1, Variables: map[string]any{"in": []any{nil}}}, "", false},
+		{"batch, lower-case scope in one item", request{Query: batch1, Variables: map[string]any{"in": []any{map[string]any{"scope": "PERSON", "text": "a"}, map[string]any{"scope": "person", "text": "b"}}}}, "", false},
+		{"batch, an unknown field in one item", request{Query: batch1, Variables: map[string]any{"in": []any{map[string]any{"scope": "PERSON", "text": "a", "colour": "red"}}}}, "", false},
+		{"batch null", request{Query: batch1, Variables: map[string]any{"in": nil}}, "", false},
+		{"batch, skip", request{Query: `mutation($in: [PublishInput!]!, $s: Boolean!) { publishBatch(inputs: $in) { id @skip(if: $s) receivedUsers } }`, Variables: map[string]any{"in": inputs("a"), "s": true}}, "", false},
+		{"batch, literal inputs", request{Query: `mutation { publishBatch(inputs: [{scope: PERSON, to: "bob", text: "x"}]) { id } }`}, "", false},
+		{"batch, nullable list", request{Query: `mutation($in: [PublishInput!]) { publishBatch(inputs: $in) { id } }`, Variables: map[string]any{"in": inputs("a")}}, "", false},
 	}
 	slow, _ := preparedServer(false)
 	fast, prepared := preparedServer(true)
@@ -159,6 +176,7 @@ func FuzzPreparedVariables(f *testing.F) {
 		`mutation($to: String!, $text: String!, $key: String) { sendNotification(to: $to, text: $text, idempotencyKey: $key) { id receivedUsers } }`,
 		`mutation($text: String!) { r: sendNotification(to: "bob", text: $text) { timestamp __typename } }`,
 		`mutation($in: PublishInput!) { publish(input: $in) { receivedUsers id timestamp } }`,
+		`mutation($in: [PublishInput!]!) { publishBatch(inputs: $in) { receivedUsers id timestamp error { code message } } }`,
 	}
 	slow, _ := preparedServer(false)
 	fast, prepared := preparedServer(true)
@@ -166,6 +184,7 @@ func FuzzPreparedVariables(f *testing.F) {
 		{"to": "bob", "text": "hi"},
 		{"text": "hi"},
 		{"in": map[string]any{"scope": "PERSON", "to": "bob", "text": "hi"}},
+		{"in": []any{map[string]any{"scope": "PERSON", "to": "bob", "text": "hi"}}},
 	}
 	for i, q := range docs {
 		send(fast, request{Query: q, Variables: learn[i]}, "")
@@ -183,6 +202,12 @@ func FuzzPreparedVariables(f *testing.F) {
 	f.Add(uint8(2), []byte(`{"in":{"scope":"PUBLIC","text":"x","idempotencyKey":null}}`))
 	f.Add(uint8(2), []byte(`{"in":{"scope":"COMPANY","text":"x","tenant":"other"}}`))
 	f.Add(uint8(2), []byte(`{"in":{"scope":"company","text":"x"},"extra":[1]}`))
+	f.Add(uint8(3), []byte(`{"in":[{"scope":"PERSON","to":"a","text":"x"},{"scope":"COMPANY","text":"fail","tenant":"other"},{"scope":"STORE","to":"s","text":"y","idempotencyKey":"k"}]}`))
+	f.Add(uint8(3), []byte(`{"in":[]}`))
+	f.Add(uint8(3), []byte(`{"in":[{"scope":"PERSON","text":"panic"}]}`))
+	f.Add(uint8(3), []byte(`{"in":[{"scope":"PERSON","text":"a"},{"scope":"PERSON","text":"whole"}]}`))
+	f.Add(uint8(3), []byte(`{"in":[{"scope":"PERSON","text":"a"},{"scope":"PERSON","text":"b"},{"scope":"PERSON","text":"c"},{"scope":"PERSON","text":"d"},{"scope":"PERSON","text":"e"},{"scope":"PERSON","text":"f"}]}`))
+	f.Add(uint8(3), []byte(`{"in":{"scope":"PERSON","text":"a"}}`))
 	f.Fuzz(func(t *testing.T, doc uint8, vars []byte) {
 		q, _ := json.Marshal(docs[int(doc)%len(docs)])
 		body := `{"query":` + string(q) + `,"variables":` + string(vars) + `}`

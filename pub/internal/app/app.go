@@ -78,11 +78,17 @@ func newHandler(cfg config.Config, origins httpserve.Origins, authenticate https
 	limits.Register(metrics, "pub")
 	resolver := &graph.Resolver{Publisher: pubr, Log: log}
 	gql := gqlserve.NewGraphQL(graph.NewExecutableSchema(graph.Config{Resolvers: resolver}), limits, cfg.Introspection, log)
+	var prepared *graph.Prepared
+	if cfg.PublishRate == 0 {
+		// Before BatchRenderer: the first extension is the outermost, and
+		// Prepared learns publishBatch's plans from what gqlgen runs.
+		prepared = graph.NewPrepared(resolver, log)
+		gql.Use(prepared)
+	}
 	gql.Use(graph.BatchRenderer{Resolvers: resolver})
 
 	var limited http.Handler
 	var th *throttle.Throttle
-	var prepared *graph.Prepared
 	if cfg.PublishRate > 0 {
 		// Every publish takes its tokens in gqlgen's operation context:
 		// no shortcut around it.
@@ -91,8 +97,6 @@ func newHandler(cfg config.Config, origins httpserve.Origins, authenticate https
 		gql.Use(th)
 		limited = th.Middleware(limits.LimitBody(gql))
 	} else {
-		prepared = graph.NewPrepared(resolver, log)
-		gql.Use(prepared)
 		limited = limits.LimitBody(gqlserve.Shortcut(gql, prepared.Serve))
 	}
 	api := origins.Guard(httpserve.RequireCredentials(authenticate, limited))
@@ -108,7 +112,7 @@ func newHandler(cfg config.Config, origins httpserve.Origins, authenticate https
 		}
 		return th.Refused()
 	})
-	metrics.CounterFunc("oshirase_pub_prepared_total", "Single publishes answered from a plan of their document, without gqlgen's executor.", func() int64 {
+	metrics.CounterFunc("oshirase_pub_prepared_total", "Publish requests (sendNotification, publish, publishBatch) answered from a plan of their document, without gqlgen's executor.", func() int64 {
 		if prepared == nil {
 			return 0
 		}
