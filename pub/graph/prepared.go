@@ -34,17 +34,17 @@ import (
 // extensions is answered from the plan: its variables are checked
 // strictly (strings where strings are declared, PublishInput's fields and
 // an upper-case scope, a list of them where a list is declared, nothing
-// undeclared), the resolver is called as
-// gqlgen calls it, and the result or error is written as gqlgen writes it,
-// byte for byte (TestPreparedAnswersAsGqlgen). Anything else — variables
-// gqlgen would coerce or refuse, fragments, directives, aliases repeated,
-// a second root field — goes to gqlgen as before.
+// undeclared), the resolver is called as gqlgen calls it, and the result
+// or error is written as gqlgen writes it, byte for byte
+// (TestPreparedAnswersAsGqlgen). Anything else — variables gqlgen would
+// coerce or refuse, directives, fragments or aliases repeated in a single
+// publish's selection, a second root field — goes to gqlgen as before.
 //
 // Use it as an extension of the handler (to learn), before BatchRenderer
 // (the first extension is the outermost, and BatchRenderer does not pass
-// publishBatch on), and put Serve behind gqlserve.Shortcut. It skips the field middleware: a server that traces
-// fields, or takes tokens per publish in an extension (PUBLISH_RATE),
-// should not put it in front.
+// publishBatch on), and put Serve behind gqlserve.Shortcut. It skips the
+// field middleware: a server that traces fields, or takes tokens per
+// publish in an extension (PUBLISH_RATE), should not put it in front.
 type Prepared struct {
 	Resolvers ResolverRoot
 	Log       *slog.Logger
@@ -371,11 +371,9 @@ func (p *plan) run(ctx context.Context, m MutationResolver, log *slog.Logger, va
 	fc := &graphql.FieldContext{Object: "Mutation", Field: graphql.CollectedField{Field: p.field}, IsMethod: true, IsResolver: true}
 	if p.batch {
 		fc.Args = map[string]any{"inputs": vals[p.input].inputs}
+		return p.runBatch(graphql.WithFieldContext(ctx, fc), m, log, vals)
 	}
 	ctx = graphql.WithFieldContext(ctx, fc)
-	if p.batch {
-		return p.runBatch(ctx, m, log, vals)
-	}
 	res, panicked, err := p.resolve(ctx, m, log, vals)
 	if err != nil || res == nil {
 		return p.failed(ctx, log, err, panicked)

@@ -63,7 +63,12 @@ func members(s string, i int, depth int, member func(key string, start, end int)
 // answers the index after the array. element answering false stops the
 // scan (not taken).
 func Elements(s string, i int, element func(start, end int) bool) (int, bool) {
-	if i >= len(s) || s[i] != '[' {
+	return elements(s, i, 0, element)
+}
+
+// elements is Elements for an array nested depth deep.
+func elements(s string, i int, depth int, element func(start, end int) bool) (int, bool) {
+	if depth > MaxDepth || i >= len(s) || s[i] != '[' {
 		return i, false
 	}
 	i = SkipSpace(s, i+1)
@@ -71,8 +76,8 @@ func Elements(s string, i int, element func(start, end int) bool) (int, bool) {
 		return i + 1, true
 	}
 	for {
-		end, ok := skipValue(s, i, 1)
-		if !ok || !element(i, end) {
+		end, ok := skipValue(s, i, depth+1)
+		if !ok || (element != nil && !element(i, end)) {
 			return i, false
 		}
 		var done bool
@@ -107,23 +112,7 @@ func skipValue(s string, i int, depth int) (int, bool) {
 	case c == '{':
 		return members(s, i, depth, nil)
 	case c == '[':
-		if depth > MaxDepth {
-			return i, false
-		}
-		i = SkipSpace(s, i+1)
-		if i < len(s) && s[i] == ']' {
-			return i + 1, true
-		}
-		for {
-			end, ok := skipValue(s, i, depth+1)
-			if !ok {
-				return i, false
-			}
-			var done bool
-			if i, done, ok = after(s, end, ']'); !ok || done {
-				return i, ok
-			}
-		}
+		return elements(s, i, depth, nil)
 	case c == '"':
 		_, end, ok := String(s, i, true)
 		return end, ok
